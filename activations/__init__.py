@@ -1,0 +1,23 @@
+"""Learnable 1-D activations: PSA, LERP-PSA and linear B-splines.
+
+Drop-in use::
+
+    from activations import LerpPSA, ResidualLerpPSA
+    act = ResidualLerpPSA(256)          # x + LerpPSA(x), per feature
+    y = act(torch.randn(32, 10, 256))   # feature in the last dimension
+"""
+from ._checks import NonFiniteActivationError
+from .bspline import BSpline
+from .psa import PSA, LerpPSA, ResidualLerpPSA, psa_function
+
+__all__ = ["BSpline", "PSA", "LerpPSA", "ResidualLerpPSA", "psa_function",
+           "NonFiniteActivationError", "bspline_tv2"]
+
+
+def bspline_tv2(model):
+    """Sum of the TV(2) terms of every ``BSpline`` in ``model`` (0 if none)."""
+    total = None
+    for m in model.modules():
+        if isinstance(m, BSpline):
+            total = m.tv2() if total is None else total + m.tv2()
+    return total

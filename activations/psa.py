@@ -1,0 +1,169 @@
+"""PSA ("Personal Self-Attention") learnable 1-D functions and LERP-PSA.
+
+Singh & Bazargan, "Compressing Neural Networks Using Learnable 1-D Non-Linear
+Functions", ACM TRETS 18(2), 2025 (SPEC sections 3 and 4). For feature ``i``
+with ``E`` experts::
+
+    q_k    = (x - b_ik)^2 / (w_ik^2 + eps)
+    a_k    = softmax_k(-q_k)
+    f_i(x) = o_i * sum_k a_k * v_ik * x + c_i
+
+``PSA`` evaluates that exactly; ``LerpPSA`` samples it on a G-point grid over
+[-R, R] and evaluates the samples by linear interpolation (``kernels.lerp``).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+import kernels
+
+from ._checks import check_finite
+
+
+def psa_function(x, v_weight, q_weight, q_bias, o_weight, o_bias, epsilon):
+    """The exact PSA function on ``x`` of shape ``(..., F)`` (plain autograd)."""
+    xe = x.unsqueeze(-1)                                  # (..., F, 1)
+    q = (xe - q_bias) ** 2 / (q_weight ** 2 + epsilon)    # (..., F, E)
+    a = torch.softmax(-q, dim=-1)
+    return o_weight * (a * v_weight * xe).sum(-1) + o_bias
+
+
+class _PSAParams(nn.Module):
+    """Holds the five PSA parameters and the epsilon buffer."""
+
+    def __init__(self, num_features: int, expansion: int = 8, epsilon: float = 1.0):
+        super().__init__()
+        if num_features < 1 or expansion < 1:
+            raise ValueError("num_features and expansion must be positive")
+        self.num_features = int(num_features)
+        self.expansion = int(expansion)
+        self.v_weight = nn.Parameter(torch.empty(num_features, expansion))
+        self.q_weight = nn.Parameter(torch.empty(num_features, expansion))
+        self.q_bias = nn.Parameter(torch.empty(num_features, expansion))
+        self.o_weight = nn.Parameter(torch.empty(num_features))
+        self.o_bias = nn.Parameter(torch.empty(num_features))
+        # epsilon is a buffer (not learned) so that it travels with state_dict.
+        self.register_buffer("epsilon", torch.tensor([float(epsilon)]))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        # Initialisation used for distillation (SPEC section 3).
+        with torch.no_grad():
+            self.q_weight.fill_(1.0)
+            self.q_bias.uniform_(-1.0, 1.0)
+            self.v_weight.normal_(0.0, 4.0)
+            self.o_weight.fill_(1.0)
+            self.o_bias.zero_()
+
+    def function(self, x):
+        return psa_function(x, self.v_weight, self.q_weight, self.q_bias,
+                            self.o_weight, self.o_bias, self.epsilon)
+
+
+class PSA(_PSAParams):
+    """Exact PSA activation (no table); input ``(..., F)``."""
+
+    def forward(self, x):
+        check_finite(self, x)
+        return self.function(x)
+
+    def extra_repr(self):
+        return f"{self.num_features}, expansion={self.expansion}, epsilon={self.epsilon.item():g}"
+
+
+class LerpPSA(_PSAParams):
+    """PSA evaluated through a per-feature lookup table with linear interpolation.
+
+    In training the table ``T[i, j] = f_i(t_j)`` is rebuilt on every forward
+    (exact autograd through ``f`` on the grid points). In eval mode it is
+    cached and rebuilt only when a parameter changes: the cache key holds each
+    parameter's storage pointer, version counter, device and dtype, so an
+    optimizer step, ``load_state_dict``, ``.to()`` or a ``.data`` swap all
+    invalidate it. Inputs outside [-R, R] use the edge segments linearly.
+    """
+
+    def __init__(self, num_features: int, expansion: int = 8, grid_size: int = 64,
+                 grid_range: float = 4.0, epsilon: float = 1.0, save_memory: bool = False,
+                 impl: str = "auto"):
+        if grid_size < 2:
+            raise ValueError("grid_size must be at least 2")
+        if grid_range <= 0:
+            raise ValueError("grid_range must be positive")
+        super().__init__(num_features, expansion, epsilon)
+        self.grid_size = int(grid_size)
+        self.grid_range = float(grid_range)
+        self.save_memory = bool(save_memory)
+        self.impl = impl
+        self._cache_key = None
+        self._cache_table = None
+
+    def grid_points(self, device=None, dtype=torch.float32):
+        """The G grid abscissae ``t_j = -R + j * 2R / (G - 1)``."""
+        # linspace, as the authors' code: bit-identical released grid buffers.
+        return torch.linspace(-self.grid_range, self.grid_range, self.grid_size,
+                              device=device, dtype=dtype)
+
+    def compute_table(self):
+        """Table (F, G) of the exact PSA function on the grid (with autograd)."""
+        t = self.grid_points(self.v_weight.device, self.v_weight.dtype)
+        return self.function(t.unsqueeze(-1).expand(-1, self.num_features)).t()
+
+    def _key(self):
+        return tuple((p.data_ptr(), p._version, p.device, p.dtype)
+                     for p in (self.v_weight, self.q_weight, self.q_bias,
+                               self.o_weight, self.o_bias, self.epsilon))
+
+    def table(self):
+        """The current table; cached in eval mode when no gradient is needed."""
+        needs_grad = torch.is_grad_enabled() and any(
+            p.requires_grad for p in self.parameters(recurse=False))
+        if self.training or needs_grad:
+            self._cache_key = self._cache_table = None
+            return self.compute_table()
+        key = self._key()
+        if self._cache_key != key or self._cache_table is None:
+            with torch.no_grad():
+                self._cache_table = self.compute_table()
+            self._cache_key = key
+        return self._cache_table
+
+    def train(self, mode: bool = True):
+        self._cache_key = self._cache_table = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache_key = self._cache_table = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._cache_key = self._cache_table = None
+        return super()._load_from_state_dict(*args, **kwargs)
+
+    def forward(self, x):
+        check_finite(self, x)
+        return kernels.lerp(x, self.table(), self.grid_range, impl=self.impl,
+                            save_memory=self.save_memory)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, expansion={self.expansion}, grid_size={self.grid_size}, "
+                f"grid_range={self.grid_range:g}, save_memory={self.save_memory}")
+
+
+class ResidualLerpPSA(nn.Module):
+    """The LERP-PSA sublayer of the paper's MLP: ``x + LerpPSA(x)``.
+
+    The inner module is stored as ``psa`` so state_dict keys match the
+    authors' released checkpoints (``...layers.0.psa.v_weight``).
+    """
+
+    def __init__(self, num_features: int, **kwargs):
+        super().__init__()
+        self.psa = LerpPSA(num_features, **kwargs)
+
+    @property
+    def num_features(self):
+        return self.psa.num_features
+
+    def forward(self, x):
+        return x + self.psa(x)

@@ -1,0 +1,189 @@
+"""Datasets for the ResMLP experiments: CIFAR-10, Fashion-MNIST, synthetic.
+
+Every loader returns ``(train_set, test_set, info)`` where ``info`` holds
+``in_channels`` and ``num_classes``; datasets yield ``(image, label)`` with
+normalised float images of shape (C, 32, 32).
+"""
+from __future__ import annotations
+
+import gzip
+import math
+import os
+from typing import Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+# Fashion-MNIST training-set statistics of the 28x28 images (pixels in [0, 1]).
+FASHION_MEAN = (0.2860,)
+FASHION_STD = (0.3530,)
+FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
+DATASETS = ("cifar10", "fashion-mnist", "synthetic")
+
+
+class DatasetError(RuntimeError):
+    """A dataset is missing or unreadable (one-line message naming the fix)."""
+
+
+# --- CIFAR-10 (torchvision) ----------------------------------------------------------------
+
+def cifar10(dataset_dir: str, download: bool = False, augment: bool = True):
+    import torchvision
+    from torchvision import transforms as T
+
+    root = os.path.expanduser(dataset_dir)
+    folder = os.path.join(root, "cifar-10-batches-py")
+    if not download and not os.path.isdir(folder):
+        raise DatasetError(f"CIFAR-10 not found at {folder}; pass --download-dataset to fetch it "
+                           f"or --dataset-dir pointing at the folder that holds cifar-10-batches-py")
+    norm = T.Normalize(CIFAR10_MEAN, CIFAR10_STD)
+    train_tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.RandAugment()] if augment else []
+    try:
+        train = torchvision.datasets.CIFAR10(root, train=True, download=download,
+                                             transform=T.Compose(train_tf + [T.ToTensor(), norm]))
+        test = torchvision.datasets.CIFAR10(root, train=False, download=download,
+                                            transform=T.Compose([T.ToTensor(), norm]))
+    except RuntimeError as exc:
+        raise DatasetError(f"CIFAR-10 under {folder} is unreadable ({str(exc).splitlines()[0]}); "
+                           "delete it and pass --download-dataset") from None
+    return train, test, dict(in_channels=3, num_classes=10, name="cifar10")
+
+
+# --- Fashion-MNIST (Debian's dataset-fashion-mnist or any folder of the idx .gz files) ------
+
+def _read_idx(path: str) -> np.ndarray:
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    magic = int.from_bytes(raw[:4], "big")
+    ndim = magic & 0xFF
+    if (magic >> 8) != 0x08 or ndim not in (1, 3):
+        raise DatasetError(f"{path} is not an idx ubyte file; reinstall dataset-fashion-mnist")
+    dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DatasetError(f"{path} is truncated; reinstall dataset-fashion-mnist")
+    return data.reshape(dims)
+
+
+def _find_idx(folder: str, stem: str) -> str:
+    for name in (stem + ".gz", stem):
+        p = os.path.join(folder, name)
+        if os.path.isfile(p):
+            return p
+    raise DatasetError(
+        f"Fashion-MNIST file {stem}(.gz) not found in {folder}; install it with "
+        f"'sudo apt-get install dataset-fashion-mnist' or pass --dataset-dir with the idx files")
+
+
+class TensorImages(Dataset):
+    """uint8 images (N, C, H, W) in memory with tensor-side crop/flip and normalisation.
+
+    Augmentation draws from torch's global generator, so it is reproducible
+    under ``torch.manual_seed`` with ``num_workers=0``.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean, std,
+                 pad_to: int = 32, augment: bool = False, crop_padding: int = 4, flip: bool = True):
+        if images.dim() == 3:
+            images = images.unsqueeze(1)
+        extra = pad_to - images.shape[-1]
+        if extra > 0:
+            lo = extra // 2
+            images = torch.nn.functional.pad(images, (lo, extra - lo, lo, extra - lo))
+        self.images = images.contiguous()
+        self.labels = labels.long()
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+        self.augment = augment
+        self.crop_padding = crop_padding
+        self.flip = flip
+
+    def __len__(self):
+        return self.images.shape[0]
+
+    def __getitem__(self, i):
+        img = self.images[i].float().div_(255.0)
+        if self.augment:
+            p = self.crop_padding
+            if p:
+                h, w = img.shape[-2:]
+                padded = torch.nn.functional.pad(img, (p, p, p, p))
+                dy, dx = torch.randint(0, 2 * p + 1, (2,)).tolist()
+                img = padded[:, dy:dy + h, dx:dx + w]
+            if self.flip and torch.rand(()) < 0.5:
+                img = img.flip(-1)
+        return (img - self.mean) / self.std, self.labels[i]
+
+
+def fashion_mnist(dataset_dir: str | None = None, augment: bool = True):
+    candidates = [dataset_dir] if dataset_dir else []
+    candidates.append(FASHION_SYSTEM_DIR)
+    folder = None
+    for c in candidates:
+        c = os.path.expanduser(c)
+        if os.path.isfile(os.path.join(c, "train-images-idx3-ubyte.gz")) or \
+                os.path.isfile(os.path.join(c, "train-images-idx3-ubyte")):
+            folder = c
+            break
+    if folder is None:
+        where = " or ".join(os.path.expanduser(c) for c in candidates)
+        raise DatasetError(f"Fashion-MNIST not found in {where}; install it with "
+                           "'sudo apt-get install dataset-fashion-mnist' or pass --dataset-dir "
+                           "with the idx .gz files")
+    parts = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        x = torch.from_numpy(_read_idx(_find_idx(folder, f"{prefix}-images-idx3-ubyte")).copy())
+        y = torch.from_numpy(_read_idx(_find_idx(folder, f"{prefix}-labels-idx1-ubyte")).copy())
+        parts[split] = (x, y)
+    train = TensorImages(*parts["train"], FASHION_MEAN, FASHION_STD, augment=augment)
+    test = TensorImages(*parts["test"], FASHION_MEAN, FASHION_STD, augment=False)
+    return train, test, dict(in_channels=1, num_classes=10, name="fashion-mnist")
+
+
+# --- Synthetic: deterministic, learnable, in memory -------------------------------------------
+
+def synthetic_images(n: int, seed: int, in_channels: int = 3, size: int = 32,
+                     num_classes: int = 10) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Oriented gratings: class c has its own orientation, frequency and colour,
+    with random phase, contrast and pixel noise. Same seed, same images."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % num_classes
+    labels = labels[torch.randperm(n, generator=g)]
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    angle = labels.float() * (math.pi / num_classes)
+    freq = 0.25 + 0.35 * (labels % 3).float() / 2
+    phase = torch.rand(n, generator=g) * 2 * math.pi
+    proj = (torch.cos(angle).view(-1, 1, 1) * xx + torch.sin(angle).view(-1, 1, 1) * yy)
+    wave = torch.sin(freq.view(-1, 1, 1) * proj + phase.view(-1, 1, 1))
+    contrast = 0.6 + 0.4 * torch.rand(n, 1, 1, generator=g)
+    colour = torch.stack([(torch.arange(in_channels).float() + c) % in_channels
+                          for c in range(num_classes)]) / max(in_channels - 1, 1)
+    colour = 0.5 + 0.5 * colour[labels].view(n, in_channels, 1, 1)
+    img = 0.5 + 0.4 * contrast.unsqueeze(1) * wave.unsqueeze(1) * colour
+    img = img + 0.15 * torch.randn(n, in_channels, size, size, generator=g)
+    return (img.clamp(0, 1) * 255).round().to(torch.uint8), labels
+
+
+def synthetic(train_size: int = 4000, test_size: int = 1000, in_channels: int = 3, augment: bool = True):
+    xtr, ytr = synthetic_images(train_size, seed=1, in_channels=in_channels)
+    xte, yte = synthetic_images(test_size, seed=2, in_channels=in_channels)
+    mean, std = (0.5,) * in_channels, (0.25,) * in_channels
+    train = TensorImages(xtr, ytr, mean, std, augment=augment, crop_padding=2, flip=False)
+    test = TensorImages(xte, yte, mean, std, augment=False)
+    return train, test, dict(in_channels=in_channels, num_classes=10, name="synthetic")
+
+
+def get_datasets(name: str, dataset_dir: str | None = None, download: bool = False,
+                 augment: bool = True, synthetic_size: int = 4000):
+    if name == "cifar10":
+        return cifar10(dataset_dir or "~/icml_data", download=download, augment=augment)
+    if name == "fashion-mnist":
+        return fashion_mnist(dataset_dir, augment=augment)
+    if name == "synthetic":
+        return synthetic(train_size=synthetic_size, test_size=max(synthetic_size // 4, 100),
+                         augment=augment)
+    raise DatasetError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")

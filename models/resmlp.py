@@ -1,0 +1,184 @@
+"""ResMLP for small images with ReLU, B-spline or LERP-PSA MLPs.
+
+Touvron et al., "ResMLP: Feedforward networks for image classification with
+data-efficient training" (2021), at the size used by Singh & Bazargan (TRETS
+2025, SPEC section 2): patch 4, embed 96, 4 blocks. Submodule names follow the
+authors' released checkpoints, so a native ``state_dict`` differs from theirs
+only in the B-spline coefficient layout and LERP-PSA's derived grid buffers
+(see ``models.checkpoint``).
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import torch
+from torch import nn
+
+from activations import BSpline, ResidualLerpPSA
+
+
+class Affine(nn.Module):
+    """Per-channel ``x * w + b`` (ResMLP's Aff), w initialised to ``init``."""
+
+    def __init__(self, dim: int, init: float = 0.1):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((dim,), float(init)))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x):
+        return x * self.weight + self.bias
+
+
+class TokenBatchNorm(nn.Module):
+    """BatchNorm1d over channels with every token of every image a sample."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(dim, eps=1e-5, momentum=0.1)
+
+    def forward(self, x):  # x: (B, N, D)
+        return self.bn(x.transpose(1, 2)).transpose(1, 2)
+
+
+class CrossPatch(nn.Module):
+    """``x + A2(Lin_T(BN(x)))`` with a Linear across the tokens."""
+
+    def __init__(self, num_patches: int, dim: int):
+        super().__init__()
+        # Attribute order fixes state_dict key order (the authors' order).
+        self.affine_1 = TokenBatchNorm(dim)
+        self.affine_2 = Affine(dim)
+        self.layers = nn.Linear(num_patches, num_patches)
+
+    def forward(self, x):
+        h = self.layers(self.affine_1(x).transpose(1, 2)).transpose(1, 2)
+        return x + self.affine_2(h)
+
+
+class CrossChannel(nn.Module):
+    """``x + A2(MLP(BN(x)))``; the MLP comes from an activation factory."""
+
+    def __init__(self, dim: int, mlp: nn.Module):
+        super().__init__()
+        self.affine_1 = TokenBatchNorm(dim)
+        self.affine_2 = Affine(dim)
+        self.layers = mlp
+
+    def forward(self, x):
+        return x + self.affine_2(self.layers(self.affine_1(x)))
+
+
+class ResMLPBlock(nn.Module):
+    def __init__(self, num_patches: int, dim: int, mlp: nn.Module):
+        super().__init__()
+        self.layers = nn.Sequential(CrossPatch(num_patches, dim), CrossChannel(dim, mlp))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+# --- MLP factories: name -> builder(dim, hidden, **act_kwargs) ---------------------------
+
+def relu_mlp(dim: int, hidden: int, **_):
+    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+
+
+def bspline_mlp(dim: int, hidden: int, spline_size: int = 65, spline_range: float = 4.0,
+                impl: str = "auto", save_memory: bool = False, **_):
+    kw = dict(size=spline_size, range_=spline_range, impl=impl, save_memory=save_memory)
+    return nn.Sequential(BSpline(dim, **kw), nn.Linear(dim, hidden),
+                         BSpline(hidden, **kw), nn.Linear(hidden, dim))
+
+
+def psa_mlp(dim: int, hidden: int, grid_size: int = 64, grid_range: float = 4.0,
+            expansion: int = 8, impl: str = "auto", save_memory: bool = False, **_):
+    kw = dict(expansion=expansion, grid_size=grid_size, grid_range=grid_range,
+              impl=impl, save_memory=save_memory)
+    return nn.Sequential(ResidualLerpPSA(dim, **kw), nn.Linear(dim, hidden),
+                         ResidualLerpPSA(hidden, **kw), nn.Linear(hidden, dim))
+
+
+MLP_FACTORIES: Dict[str, Callable[..., nn.Module]] = {
+    "base": relu_mlp, "bspline": bspline_mlp, "psa": psa_mlp,
+}
+ACT_ALIASES = {"base": "base", "relu": "base", "baseline": "base",
+               "bspline": "bspline", "b-spline": "bspline",
+               "psa": "psa", "lerp_psa": "psa", "lerp-psa": "psa"}
+
+
+class UnknownActivationError(ValueError):
+    pass
+
+
+def canonical_act(name: str) -> str:
+    key = str(name).lower()
+    if key not in ACT_ALIASES:
+        raise UnknownActivationError(
+            f"unknown activation {name!r}; use one of base (relu), bspline, psa (lerp_psa)")
+    return ACT_ALIASES[key]
+
+
+def hidden_size(embed_dim: int, hidden_factor: float) -> int:
+    h = int(embed_dim * hidden_factor)
+    if h < 1:
+        raise ValueError(f"hidden factor {hidden_factor} gives an empty hidden layer")
+    return h
+
+
+class ResMLP(nn.Module):
+    """ResMLP classifier; ``mlp_factory(dim, hidden)`` builds each block's MLP."""
+
+    def __init__(self, mlp_factory: Callable[[int, int], nn.Module], hidden: int, *,
+                 in_channels: int = 3, img_size: int = 32, num_classes: int = 10,
+                 embed_dim: int = 96, depth: int = 4, patch_size: int = 4):
+        super().__init__()
+        if img_size % patch_size:
+            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+        self.in_channels = in_channels
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.grid = img_size // patch_size
+        num_patches = self.grid ** 2
+        self.embed_linear = nn.Linear(in_channels * patch_size ** 2, embed_dim)
+        self.layers = nn.Sequential(*[
+            ResMLPBlock(num_patches, embed_dim, mlp_factory(embed_dim, hidden))
+            for _ in range(depth)])
+        self.affine = TokenBatchNorm(embed_dim)
+        self.classifier = nn.Linear(embed_dim, num_classes)
+
+    def patchify(self, x):
+        """(B, C, H, W) -> (B, N, p*p*C), rows of the patch grid first; inside a
+        token the value index is ``(r * p + c) * C + channel`` (SPEC section 2)."""
+        B, C, H, W = x.shape
+        if C != self.in_channels or H != self.img_size or W != self.img_size:
+            raise ValueError(
+                f"expected images of shape (B, {self.in_channels}, {self.img_size}, "
+                f"{self.img_size}), got {tuple(x.shape)}")
+        p, g = self.patch_size, self.grid
+        x = x.reshape(B, C, g, p, g, p).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(B, g * g, p * p * C)
+
+    def forward_features(self, x):
+        return self.layers(self.embed_linear(self.patchify(x)))
+
+    def head(self, tokens):
+        return self.classifier(self.affine(tokens).mean(dim=1))
+
+    def forward(self, x):
+        return self.head(self.forward_features(x))
+
+
+def build_resmlp(act: str, hidden_factor: float, *, in_channels: int = 3, img_size: int = 32,
+                 num_classes: int = 10, embed_dim: int = 96, depth: int = 4,
+                 patch_size: int = 4, **act_kwargs) -> ResMLP:
+    """Build the paper's ResMLP with ``act`` in base|bspline|psa (aliases relu,
+    lerp_psa) and hidden size ``int(embed_dim * hidden_factor)``. Extra keyword
+    arguments go to the activation (grid_size, expansion, impl, save_memory...)."""
+    name = canonical_act(act)
+    factory = MLP_FACTORIES[name]
+    model = ResMLP(lambda d, h: factory(d, h, **act_kwargs), hidden_size(embed_dim, hidden_factor),
+                   in_channels=in_channels, img_size=img_size, num_classes=num_classes,
+                   embed_dim=embed_dim, depth=depth, patch_size=patch_size)
+    model.act = name
+    model.hidden_factor = float(hidden_factor)
+    return model

@@ -1,0 +1,24 @@
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# Tests run on the device named by TEST_DEVICE (default: cpu).
+DEVICE = torch.device(os.environ.get("TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture
+def device():
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip("TEST_DEVICE=cuda but CUDA is not available")
+    return DEVICE
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
