@@ -17,16 +17,9 @@ import torch
 from torch import nn
 
 import kernels
+from kernels import psa_function
 
 from ._checks import check_finite
-
-
-def psa_function(x, v_weight, q_weight, q_bias, o_weight, o_bias, epsilon):
-    """The exact PSA function on ``x`` of shape ``(..., F)`` (plain autograd)."""
-    xe = x.unsqueeze(-1)                                  # (..., F, 1)
-    q = (xe - q_bias) ** 2 / (q_weight ** 2 + epsilon)    # (..., F, E)
-    a = torch.softmax(-q, dim=-1)
-    return o_weight * (a * v_weight * xe).sum(-1) + o_bias
 
 
 class _PSAParams(nn.Module):
@@ -107,7 +100,16 @@ class LerpPSA(_PSAParams):
     def compute_table(self):
         """Table (F, G) of the exact PSA function on the grid (with autograd)."""
         t = self.grid_points(self.v_weight.device, self.v_weight.dtype)
-        return self.function(t.unsqueeze(-1).expand(-1, self.num_features)).t()
+        return kernels.psa_table(self.v_weight, self.q_weight, self.q_bias, self.o_weight,
+                                 self.o_bias, self._epsilon_value(), t, impl=self.impl)
+
+    def _epsilon_value(self) -> float:
+        # epsilon as a Python float without a device sync on every step: re-read
+        # only when the buffer was replaced or written to.
+        key = (self.epsilon.data_ptr(), self.epsilon._version, self.epsilon.device)
+        if getattr(self, "_eps_key", None) != key:
+            self._eps_key, self._eps_float = key, float(self.epsilon.item())
+        return self._eps_float
 
     def _key(self):
         return tuple((p.data_ptr(), p._version, p.device, p.dtype)

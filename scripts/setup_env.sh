@@ -35,7 +35,9 @@ PY="$ROOT/.venv/bin/python"
 stamp="$ROOT/.venv/.installed-$(cat "$ROOT/requirements.txt" "$ROOT/$REQS" | sha1sum | cut -c1-12)"
 if [ ! -f "$stamp" ]; then
   echo "==> pip install -r $REQS (torch comes from the local wheel cache when available)"
-  "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/$REQS"
+  # (grep drops pip's notes about local index folders that do not exist)
+  "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/$REQS" 2>&1 \
+    | { grep -v "^WARNING: Location 'file://" || true; }
   touch "$stamp"
 fi
 export PY

@@ -1,8 +1,13 @@
 import os
 import sys
 
-import pytest
-import torch
+# Triton kernels run on the CPU under the interpreter unless tests target a GPU;
+# this must be set before triton is first imported.
+if os.environ.get("TEST_DEVICE", "cpu") == "cpu":
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
