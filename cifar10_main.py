@@ -21,6 +21,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import time
 
@@ -33,6 +34,8 @@ import data
 from activations import BSpline, NonFiniteActivationError, bspline_tv2
 from models import (CheckpointError, UnknownActivationError, build_resmlp, canonical_act,
                     load_checkpoint, save_checkpoint)
+from run_state import (ResumeError, RunCheckpoint, check_same_args, describe, restore_rng,
+                       result_args, rng_state)
 
 ACT_CHOICES = ("psa", "bspline", "base")
 
@@ -111,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-cuda", action="store_true", help="run on the CPU even if CUDA is present")
     r.add_argument("--disable-tqdm", action="store_true", help="no progress bars")
     r.add_argument("--json-log", help="also append the JSON lines to this file")
+    r.add_argument("--checkpoint-dir", help="write a resumable training state here after every epoch")
+    r.add_argument("--checkpoint-every", type=int, default=1,
+                   help="with --checkpoint-dir: write the state every N epochs (1)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run saved in --checkpoint-dir exactly where it stopped")
     return p
 
 
@@ -227,9 +235,43 @@ class Optimisers:
         for s in self.scheds:
             s.step()
 
+    def state_dict(self):
+        return dict(opts=[o.state_dict() for o in self.opts],
+                    scheds=[s.state_dict() for s in self.scheds])
+
+    def load_state_dict(self, state):
+        if len(state["opts"]) != len(self.opts) or len(state["scheds"]) != len(self.scheds):
+            raise CLIError("the saved optimiser state does not fit this model; use a new --checkpoint-dir")
+        for o, st in zip(self.opts, state["opts"]):
+            o.load_state_dict(st)
+        for s, st in zip(self.scheds, state["scheds"]):
+            s.load_state_dict(st)
+
     @property
     def lr(self):
         return self.opts[0].param_groups[0]["lr"] if self.opts else 0.0
+
+
+# --- interruption -------------------------------------------------------------------------------
+
+class Interrupted(Exception):
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_STOP = {"signum": None}
+
+
+def _on_signal(signum, _frame):
+    # Only note it: the epoch in progress is abandoned at the next batch
+    # boundary and nothing half-done is written.
+    _STOP["signum"] = signum
+
+
+def check_stop():
+    if _STOP["signum"] is not None:
+        raise Interrupted(_STOP["signum"])
 
 
 # --- training loops ---------------------------------------------------------------------------
@@ -243,6 +285,7 @@ def run_epoch(model, loader, device, args, opt, loss_fn, where, epoch, desc):
     """One training epoch; ``loss_fn(x, y) -> loss``. Returns the mean loss."""
     total, count = 0.0, 0
     for batch, (x, y) in enumerate(progress(loader, args, desc)):
+        check_stop()
         if args.limit_train_batches and batch >= args.limit_train_batches:
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -259,6 +302,7 @@ def run_epoch(model, loader, device, args, opt, loss_fn, where, epoch, desc):
         opt.step()
         total += loss.item()
         count += 1
+    check_stop()
     return total / max(count, 1)
 
 
@@ -269,10 +313,68 @@ def report(log, phase, epoch, loss, acc, opt, t0, **extra):
              accuracy=round(acc, 2), lr=opt.lr, seconds=round(time.time() - t0, 2), **extra)
 
 
-def train_plain(model, train, test, device, args, log):
+class Session:
+    """Where a run stands, and the resumable state it writes (``--checkpoint-dir``)."""
+
+    def __init__(self, args, student, loader_generator, log):
+        self.args, self.student, self.gen, self.log = args, student, loader_generator, log
+        self.ckpt = RunCheckpoint(args.checkpoint_dir) if args.checkpoint_dir else None
+        self.resumed = None           # the loaded state, if --resume
+        self.last_acc = None
+        self.best_acc = None
+        self.saved_label = None
+
+    def load(self):
+        state = self.ckpt.load(log=self.log.line)
+        check_same_args(state["args"], self.args)
+        self.student.load_state_dict(state["student"])
+        restore_rng(state["rng"], self.gen)
+        self.last_acc, self.best_acc = state.get("last_acc"), state.get("best_acc")
+        self.resumed = state
+        self.log.line(f"resuming from {self.ckpt.path} ({describe(state)})")
+        self.log.json(event="resume", phase=state["phase"], kt_block=state.get("kt_block"),
+                      epoch=state.get("epoch"))
+        return state
+
+    def position(self, phase):
+        """(block, epoch) to continue from in ``phase``, or None if it is not the saved phase."""
+        st = self.resumed
+        if st is None or st["phase"] != phase:
+            return None
+        return st.get("kt_block", 0), st.get("epoch", 0)
+
+    def record(self, acc):
+        if acc is not None:
+            self.last_acc = acc
+            self.best_acc = acc if self.best_acc is None else max(self.best_acc, acc)
+
+    def save(self, phase, epoch=0, kt_block=0, opt=None, force=False):
+        if not self.ckpt:
+            return
+        every = max(1, self.args.checkpoint_every)
+        if not force and epoch % every:
+            return
+        self.ckpt.save(dict(
+            phase=phase, epoch=epoch, kt_block=kt_block, student=self.student.state_dict(),
+            optimisers=opt.state_dict() if opt is not None else None,
+            last_acc=self.last_acc, best_acc=self.best_acc, rng=rng_state(self.gen),
+            args=result_args(self.args), argv=sys.argv[1:]))
+        self.saved_label = describe(dict(phase=phase, epoch=epoch, kt_block=kt_block))
+        self.log.json(event="state_saved", phase=phase, kt_block=kt_block, epoch=epoch,
+                      path=self.ckpt.path)
+
+
+def _resume_opt(opt, session, phase):
+    pos = session.position(phase)
+    if pos is not None and session.resumed.get("optimisers"):
+        opt.load_state_dict(session.resumed["optimisers"])
+    return pos
+
+
+def train_plain(model, train, test, device, args, log, session):
     opt = Optimisers([model], args.lr, args.wd, args.bspline_lr, args.epochs, args.min_lr)
-    acc = None
-    for epoch in range(1, args.epochs + 1):
+    pos = _resume_opt(opt, session, "train")
+    for epoch in range((pos[1] if pos else 0) + 1, args.epochs + 1):
         t0 = time.time()
         model.train()
         loss = run_epoch(model, train, device, args, opt,
@@ -280,22 +382,33 @@ def train_plain(model, train, test, device, args, log):
                          f"train {epoch}/{args.epochs}")
         opt.epoch_end()
         acc = evaluate(model, test, device, args)
+        check_stop()
+        session.record(acc)
         report(log, "train", epoch, loss, acc, opt, t0)
-    return acc
+        session.save("train", epoch, opt=opt, force=epoch == args.epochs)
+    return session.last_acc
 
 
-def knowledge_transfer(student, teacher, train, device, args, log):
+def knowledge_transfer(student, teacher, train, device, args, log, session):
     """Block by block: copy the teacher's embedding, then for block b freeze the
     embedding and blocks < b and fit block b's output tokens to the teacher's (MSE)."""
-    student.embed_linear.load_state_dict(teacher.embed_linear.state_dict())
     teacher.eval()
     depth = len(student.layers)
-    for b in range(depth):
+    pos = session.position("kt")
+    if pos is None:
+        student.embed_linear.load_state_dict(teacher.embed_linear.state_dict())
+        pos = (0, 0)
+    for b in range(pos[0], depth):
         for p in student.parameters():
             p.requires_grad_(False)
         for p in student.layers[b].parameters():
             p.requires_grad_(True)
         opt = Optimisers([student.layers[b]], args.kt_lr, args.kt_wd, args.bspline_lr)
+        first = 1
+        if b == pos[0] and pos[1]:
+            if session.resumed.get("optimisers"):
+                opt.load_state_dict(session.resumed["optimisers"])
+            first = pos[1] + 1
 
         def loss_fn(x, _y, b=b):
             with torch.no_grad():
@@ -304,7 +417,7 @@ def knowledge_transfer(student, teacher, train, device, args, log):
                 inp = student.layers[:b](student.embed_linear(student.patchify(x)))
             return F.mse_loss(student.layers[b](inp), target)
 
-        for epoch in range(1, args.kt_epochs + 1):
+        for epoch in range(first, args.kt_epochs + 1):
             t0 = time.time()
             student.eval()
             student.layers[b].train()
@@ -313,13 +426,15 @@ def knowledge_transfer(student, teacher, train, device, args, log):
             log.line(f"[KT block {b} epoch {epoch}] MSE: {loss:.6f} ({time.time() - t0:.1f} s)")
             log.json(event="kt_epoch", block=b, epoch=epoch, loss=round(loss, 8),
                      seconds=round(time.time() - t0, 2))
+            session.save("kt", epoch, kt_block=b, opt=opt, force=epoch == args.kt_epochs)
     for p in student.parameters():
         p.requires_grad_(True)
 
 
-def knowledge_distillation(student, teacher, train, test, device, args, log):
+def knowledge_distillation(student, teacher, train, test, device, args, log, session):
     T, alpha = args.kd_t, args.kd_alpha
     opt = Optimisers([student], args.kd_lr, args.kd_wd, args.bspline_lr, args.kd_epochs, args.min_lr)
+    pos = _resume_opt(opt, session, "kd")
     teacher.eval()
 
     def loss_fn(x, y):
@@ -329,16 +444,18 @@ def knowledge_distillation(student, teacher, train, test, device, args, log):
         kd = -(soft * F.log_softmax(logits / T, dim=1)).sum(1).mean()
         return alpha * T * T * kd + (1.0 - alpha) * F.cross_entropy(logits, y)
 
-    acc = None
-    for epoch in range(1, args.kd_epochs + 1):
+    for epoch in range((pos[1] if pos else 0) + 1, args.kd_epochs + 1):
         t0 = time.time()
         student.train()
         loss = run_epoch(student, train, device, args, opt, loss_fn, "KD", epoch,
                          f"KD {epoch}/{args.kd_epochs}")
         opt.epoch_end()
         acc = evaluate(student, test, device, args)
+        check_stop()
+        session.record(acc)
         report(log, "kd", epoch, loss, acc, opt, t0)
-    return acc
+        session.save("kd", epoch, opt=opt, force=epoch == args.kd_epochs)
+    return session.last_acc
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -350,6 +467,8 @@ def check_args(args):
     if args.test_only and not (args.load or args.teacher_load):
         raise CLIError("--test-only needs a model: pass --load PATH (student flags) or "
                        "--teacher-load PATH (teacher flags)")
+    if args.resume and not args.checkpoint_dir:
+        raise CLIError("--resume needs --checkpoint-dir DIR (the folder of the interrupted run)")
     for name in ("teacher_load", "kt_load", "load"):
         path = getattr(args, name)
         if path and not os.path.isfile(os.path.expanduser(path)):
@@ -393,20 +512,35 @@ def run(args):
     if args.load:
         load_checkpoint(student, args.load)
     student.to(device)
+    session = Session(args, student, train.generator, log)
+    if args.resume:
+        session.load()
+    phase = session.resumed["phase"] if session.resumed else None
 
-    acc = None
-    if args.kt_load:
-        load_checkpoint(student, args.kt_load)
-        log.line(f"loaded the student after KT from {args.kt_load}")
-    elif args.do_kt:
-        knowledge_transfer(student, teacher, train, device, args, log)
-        if args.kt_save:
-            save_checkpoint(student, args.kt_save)
-            log.line(f"saved the student after KT to {args.kt_save}")
-    if args.do_kd:
-        acc = knowledge_distillation(student, teacher, train, test, device, args, log)
-    elif not args.do_kt and not args.kt_load:
-        acc = train_plain(student, train, test, device, args, log)
+    try:
+        if phase is None or phase in ("kt", "train"):
+            if args.kt_load and phase is None:
+                load_checkpoint(student, args.kt_load)
+                log.line(f"loaded the student after KT from {args.kt_load}")
+            elif args.do_kt:
+                knowledge_transfer(student, teacher, train, device, args, log, session)
+                if args.kt_save:
+                    save_checkpoint(student, args.kt_save)
+                    log.line(f"saved the student after KT to {args.kt_save}")
+                session.save("kt_done", force=True)
+        if args.do_kd:
+            if phase != "done":
+                knowledge_distillation(student, teacher, train, test, device, args, log, session)
+        elif not args.do_kt and not args.kt_load and phase != "done":
+            train_plain(student, train, test, device, args, log, session)
+        session.save("done", force=True)
+    except Interrupted as exc:
+        where = (f"the last complete state ({session.saved_label or 'none yet'}) is in "
+                 f"{session.ckpt.path}; continue with the same command plus --resume"
+                 if session.ckpt else "no --checkpoint-dir was given, so nothing was kept")
+        raise CLIError(f"interrupted by {exc}; {where}") from None
+
+    acc = session.last_acc
     if acc is None:
         acc = evaluate(student, test, device, args)
         log.line(f"[final] Accuracy: {acc:.2f}")
@@ -419,14 +553,19 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, _on_signal)
+    _STOP["signum"] = None
     try:
         run(args)
-    except (CLIError, CheckpointError, data.DatasetError, UnknownActivationError) as exc:
+    except (CLIError, CheckpointError, data.DatasetError, UnknownActivationError, ResumeError) as exc:
         sys.stderr.write(f"cifar10_main.py: error: {exc}\n")
-        return 2
-    except KeyboardInterrupt:
-        sys.stderr.write("cifar10_main.py: interrupted\n")
-        return 130
+        signum = _STOP["signum"]
+        return 128 + signum if signum else 2
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
 
 

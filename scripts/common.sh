@@ -30,6 +30,19 @@ act_folder() {
   esac
 }
 
+# Resumable training states live beside the checkpoints, out of git.
+STATE_ROOT="${STATE_ROOT:-${MODEL_ROOT}/.states}"
+
+# resume_args NAME: --checkpoint-dir for this model, plus --resume when a state exists.
+resume_args() {
+  local dir="${STATE_ROOT}/$1"
+  if [ -f "${dir}/state.pt" ] || [ -f "${dir}/state.prev.pt" ]; then
+    echo "--checkpoint-dir ${dir} --resume"
+  else
+    echo "--checkpoint-dir ${dir}"
+  fi
+}
+
 data_args() {
   echo "--dataset ${DATASET} --dataset-dir ${DATASET_DIR} ${DATASET_DOWNLOAD_FLAG}"
 }
@@ -82,7 +95,8 @@ train_compressed() {
     echo "==> ${act} h=${h} -> ${folder}/${stem}_model.bin (log ${folder}/${stem}_log.txt)"
     "$PY" "$SCRIPT" $(data_args) --teacher-load "$TEACHER_MODEL" --do-kt --do-kd \
       --student-hidden-factor "$h" --student-nl-act "$act" --disable-tqdm \
-      --save "${folder}/${stem}_model.bin" $EXTRA_ARGS > "${folder}/${stem}_log.txt"
+      $(resume_args "$(act_folder "$act")_${stem}") \
+      --save "${folder}/${stem}_model.bin" $EXTRA_ARGS >> "${folder}/${stem}_log.txt"
     grep "Accuracy" "${folder}/${stem}_log.txt" | tail -n 1
   done
 }

@@ -1,0 +1,122 @@
+"""--checkpoint-dir / --resume: real kills, exact continuation, refusals."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE = ["--dataset", "synthetic", "--synthetic-size", "400", "--batch-size", "50", "--disable-tqdm"]
+
+
+def cmd(*args):
+    return [sys.executable, "-u", os.path.join(ROOT, "cifar10_main.py"), *BASE, *args]
+
+
+def run(*args):
+    proc = subprocess.run(cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def run_until(args, phase, kill_signal):
+    """Start a run and kill it (for real) right after it saves a state in ``phase``."""
+    proc = subprocess.Popen(cmd(*args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if rec.get("event") == "state_saved" and rec["phase"] == phase:
+                proc.send_signal(kill_signal)
+                break
+    else:
+        raise AssertionError("the run ended before reaching " + phase + "\n" + "".join(seen))
+    out, err = proc.communicate(timeout=300)
+    return proc.returncode, "".join(seen) + out, err
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    path = tmp_path_factory.mktemp("resume") / "teacher.bin"
+    run("--student-nl-act", "base", "--student-hidden-factor", "0.5", "--epochs", "2", "--save", str(path))
+    return path
+
+
+def student_args(teacher, out, ckdir):
+    return ["--teacher-load", str(teacher), "--teacher-hidden-factor", "0.5", "--do-kt", "--kt-epochs", "2",
+            "--do-kd", "--kd-epochs", "3", "--student-nl-act", "psa", "--student-hidden-factor", "0.25",
+            "--save", str(out), "--checkpoint-dir", str(ckdir)]
+
+
+def test_interrupted_runs_resume_bit_identically(teacher, tmp_path):
+    straight = tmp_path / "straight.bin"
+    run(*student_args(teacher, straight, tmp_path / "ck_straight"))
+
+    resumed = tmp_path / "resumed.bin"
+    ck = tmp_path / "ck"
+    args = student_args(teacher, resumed, ck)
+    # 1) SIGKILL right after a KT epoch is saved (block 0, epoch 1): no chance to clean up.
+    rc, out, _ = run_until(args, "kt", signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    assert not resumed.exists()
+    # 2) resume; SIGTERM right after the first KD epoch is saved.
+    rc, out, err = run_until(args + ["--resume"], "kd", signal.SIGTERM)
+    assert "resuming from" in out
+    assert rc == 128 + signal.SIGTERM, err
+    assert "interrupted by SIGTERM" in err and "--resume" in err and "Traceback" not in err
+    assert not resumed.exists(), "an interrupted run must not write --save"
+    # 3) resume to the end.
+    run(*args, "--resume")
+    a = torch.load(straight, weights_only=True)
+    b = torch.load(resumed, weights_only=True)
+    assert list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resuming"
+
+
+def test_truncated_state_is_never_used(teacher, tmp_path):
+    ck = tmp_path / "ck"
+    out = tmp_path / "s.bin"
+    args = ["--teacher-load", str(teacher), "--teacher-hidden-factor", "0.5", "--do-kd", "--kd-epochs", "2",
+            "--student-nl-act", "base", "--student-hidden-factor", "0.25", "--save", str(out),
+            "--checkpoint-dir", str(ck), "--limit-train-batches", "2"]
+    run(*args)
+    state, prev = ck / "state.pt", ck / "state.prev.pt"
+    assert state.exists() and prev.exists()
+    # Simulate a crash in the middle of writing the newest state.
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+    proc = subprocess.run(cmd(*args, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "incomplete or corrupt" in proc.stdout and "resuming from" in proc.stdout
+    # Nothing usable at all: a clear one-line refusal.
+    for p in ck.iterdir():
+        p.write_bytes(b"junk")
+    proc = subprocess.run(cmd(*args, "--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "no complete training state in" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mismatched_arguments_are_refused(teacher, tmp_path):
+    ck = tmp_path / "ck"
+    base = ["--student-nl-act", "base", "--student-hidden-factor", "0.25", "--epochs", "1",
+            "--limit-train-batches", "2", "--checkpoint-dir", str(ck)]
+    run(*base)
+    for flag, value, shown in [("--student-hidden-factor", "0.5", "--student-hidden-factor 0.25"),
+                               ("--seed", "7", "--seed 2023"), ("--epochs", "4", "--epochs 1")]:
+        changed = list(base)
+        if flag in changed:
+            changed[changed.index(flag) + 1] = value
+        else:
+            changed += [flag, value]
+        proc = subprocess.run(cmd(*changed, "--resume"), cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stdout
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1 and f"saved run used {shown}" in lines[0], proc.stderr
+    proc = subprocess.run(cmd("--resume"), cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--resume needs --checkpoint-dir" in proc.stderr
