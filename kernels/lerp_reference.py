@@ -38,19 +38,6 @@ def _flat_index(j: torch.Tensor, num_features: int, grid_size: int) -> torch.Ten
     return j + offset
 
 
-def lerp_forward(x, table, grid_range):
-    """Forward only, no autograd bookkeeping. Returns ``y`` in x's dtype."""
-    F_, G = table.shape
-    cdt = torch.float64 if x.dtype == torch.float64 else torch.float32
-    xc = x.to(cdt)
-    t = table.to(cdt).reshape(-1)
-    j, frac = lerp_index(xc, G, grid_range)
-    idx = _flat_index(j, F_, G)
-    left = t[idx]
-    right = t[idx + 1]
-    return (left + frac * (right - left)).to(x.dtype)
-
-
 class LerpReferenceFunction(torch.autograd.Function):
     """Autograd Function for the lookup; table gradient via ``index_add_``."""
 
