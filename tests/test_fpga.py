@@ -176,3 +176,18 @@ def test_eval_quantized_cli_runs(capsys):
                "--calib-batches", "1", "--limit-test-batches", "2"])
     out = capsys.readouterr().out
     assert rc == 0 and "float32 activations" in out and "8-bit tables (M = 6" in out
+
+
+def test_export_and_sim_cli_errors(tmp_path, capsys):
+    from fpga.export import main as export_main
+    from fpga.sim import main as sim_main
+    assert export_main(["--dataset", "synthetic", "--addr-bits", "9", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "M must be in 1..7" in err[0]
+    assert not (tmp_path / "e" / "manifest.json").exists()
+    assert export_main(["--dataset", "synthetic", "--checkpoint", str(tmp_path / "none.bin")]) == 2
+    assert "checkpoint file not found" in capsys.readouterr().err
+    rc = sim_main(["--tables", str(tmp_path / "t.hex"), "--inputs", str(tmp_path / "x.hex"),
+                   "--features", "2", "--out", str(tmp_path / "y.hex")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "file not found" in err[0]
