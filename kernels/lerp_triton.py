@@ -15,6 +15,7 @@ K-point table. Runs on CUDA tensors, or on CPU tensors under TRITON_INTERPRET=1.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -100,9 +101,14 @@ def _launch_fwd(x2, table, R, G):
     return y
 
 
+@functools.lru_cache(maxsize=None)
+def _sm_count(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def _programs_target(device) -> int:
     if device.type == "cuda":
-        return 4 * torch.cuda.get_device_properties(device).multi_processor_count
+        return 4 * _sm_count(device.index if device.index is not None else torch.cuda.current_device())
     return 8
 
 
