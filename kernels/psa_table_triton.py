@@ -33,13 +33,19 @@ def _softmax_stats(v_ptr, w_ptr, b_ptr, f_offs, fmask, t, E, eps, BLOCK_F: tl.co
 
 
 @triton.jit
-def _psa_table_fwd_kernel(v_ptr, w_ptr, b_ptr, o_ptr, c_ptr, grid_ptr, out_ptr, F, E, G, eps,
-                          BLOCK_F: tl.constexpr, BLOCK_G: tl.constexpr):
+def _program_block(grid_ptr, F, G, BLOCK_F: tl.constexpr, BLOCK_G: tl.constexpr):
+    """This program's features (offsets, mask) and the grid points (offsets, mask, values)."""
     f_offs = tl.program_id(0) * BLOCK_F + tl.arange(0, BLOCK_F)
-    fmask = f_offs < F
     g_offs = tl.arange(0, BLOCK_G)
     gmask = g_offs < G
     t = tl.load(grid_ptr + g_offs, mask=gmask, other=0.0).to(tl.float32)
+    return f_offs, f_offs < F, g_offs, gmask, t
+
+
+@triton.jit
+def _psa_table_fwd_kernel(v_ptr, w_ptr, b_ptr, o_ptr, c_ptr, grid_ptr, out_ptr, F, E, G, eps,
+                          BLOCK_F: tl.constexpr, BLOCK_G: tl.constexpr):
+    f_offs, fmask, g_offs, gmask, t = _program_block(grid_ptr, F, G, BLOCK_F, BLOCK_G)
     _, _, s = _softmax_stats(v_ptr, w_ptr, b_ptr, f_offs, fmask, t, E, eps, BLOCK_F, BLOCK_G)
     o = tl.load(o_ptr + f_offs, mask=fmask, other=0.0).to(tl.float32)
     c = tl.load(c_ptr + f_offs, mask=fmask, other=0.0).to(tl.float32)
@@ -52,11 +58,7 @@ def _psa_table_fwd_kernel(v_ptr, w_ptr, b_ptr, o_ptr, c_ptr, grid_ptr, out_ptr, 
 def _psa_table_bwd_kernel(v_ptr, w_ptr, b_ptr, o_ptr, grid_ptr, gt_ptr, gv_ptr, gw_ptr, gb_ptr,
                           go_ptr, gc_ptr, F, E, G, eps,
                           BLOCK_F: tl.constexpr, BLOCK_G: tl.constexpr):
-    f_offs = tl.program_id(0) * BLOCK_F + tl.arange(0, BLOCK_F)
-    fmask = f_offs < F
-    g_offs = tl.arange(0, BLOCK_G)
-    gmask = g_offs < G
-    t = tl.load(grid_ptr + g_offs, mask=gmask, other=0.0).to(tl.float32)
+    f_offs, fmask, g_offs, gmask, t = _program_block(grid_ptr, F, G, BLOCK_F, BLOCK_G)
     m, z, s = _softmax_stats(v_ptr, w_ptr, b_ptr, f_offs, fmask, t, E, eps, BLOCK_F, BLOCK_G)
     mask2 = fmask[:, None] & gmask[None, :]
     gt = tl.load(gt_ptr + f_offs[:, None] * G + g_offs[None, :], mask=mask2, other=0.0).to(tl.float32)
