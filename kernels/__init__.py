@@ -54,7 +54,7 @@ def _load(op: str, impl: str):
     raise KeyError(impl)
 
 
-def available_impls(op: str = "lerp"):
+def available_impls():
     return ["auto", *IMPLS]
 
 
@@ -69,7 +69,7 @@ def resolve_impl(op: str, impl: str, x: torch.Tensor) -> str:
         return "reference"
     if impl not in IMPLS:
         raise ValueError(
-            f"unknown {op} implementation {impl!r}; choose one of {available_impls(op)}")
+            f"unknown {op} implementation {impl!r}; choose one of {available_impls()}")
     if impl == "cpu":
         from . import lerp_cpu
         if x.device.type != "cpu":
