@@ -82,21 +82,39 @@ eval_act() {
   echo "$row"
 }
 
-# train_compressed ACT [H...]: KT + KD students from the teacher, one log per model.
-train_compressed() {
-  local act="$1"; shift
-  local folder stem hs=("$@")
-  [ ${#hs[@]} -gt 0 ] || hs=("${H_VALUES[@]}")
+# train_teacher [ARGS...]: the ReLU teacher (h = 4) into teacher_model.bin; ARGS go to cifar10_main.py.
+train_teacher() {
+  mkdir -p "$MODEL_ROOT"
+  echo "==> teacher (ReLU, h = 4) -> ${TEACHER_MODEL} (log ${MODEL_ROOT}/teacher_log.txt)"
+  "$PY" "$SCRIPT" $(data_args) --student-nl-act base --student-hidden-factor 4 --disable-tqdm \
+    $(resume_args teacher) --save "$TEACHER_MODEL" "$@" $EXTRA_ARGS >> "${MODEL_ROOT}/teacher_log.txt"
+  grep "Accuracy" "${MODEL_ROOT}/teacher_log.txt" | tail -n 1
+}
+
+# train_student ACT H [ARGS...]: one KT + KD student from the teacher, with its log;
+# ARGS go to cifar10_main.py.
+train_student() {
+  local act="$1" h="$2" folder stem
+  shift 2
   folder="${MODEL_ROOT}/$(act_folder "$act")"
-  require_files "$TEACHER_MODEL"
+  stem="$(h_stem "$h")"
   mkdir -p "$folder"
+  echo "==> ${act} h=${h} -> ${folder}/${stem}_model.bin (log ${folder}/${stem}_log.txt)"
+  "$PY" "$SCRIPT" $(data_args) --teacher-load "$TEACHER_MODEL" --do-kt --do-kd \
+    --student-hidden-factor "$h" --student-nl-act "$act" --disable-tqdm \
+    $(resume_args "$(act_folder "$act")_${stem}") \
+    --save "${folder}/${stem}_model.bin" "$@" $EXTRA_ARGS >> "${folder}/${stem}_log.txt"
+  grep "Accuracy" "${folder}/${stem}_log.txt" | tail -n 1
+}
+
+# train_compressed ACT [H...]: KT + KD students (default: every hidden factor).
+train_compressed() {
+  local act="$1" h
+  shift
+  local hs=("$@")
+  [ ${#hs[@]} -gt 0 ] || hs=("${H_VALUES[@]}")
+  require_files "$TEACHER_MODEL"
   for h in "${hs[@]}"; do
-    stem="$(h_stem "$h")"
-    echo "==> ${act} h=${h} -> ${folder}/${stem}_model.bin (log ${folder}/${stem}_log.txt)"
-    "$PY" "$SCRIPT" $(data_args) --teacher-load "$TEACHER_MODEL" --do-kt --do-kd \
-      --student-hidden-factor "$h" --student-nl-act "$act" --disable-tqdm \
-      $(resume_args "$(act_folder "$act")_${stem}") \
-      --save "${folder}/${stem}_model.bin" $EXTRA_ARGS >> "${folder}/${stem}_log.txt"
-    grep "Accuracy" "${folder}/${stem}_log.txt" | tail -n 1
+    train_student "$act" "$h"
   done
 }

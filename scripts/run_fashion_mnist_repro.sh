@@ -25,29 +25,17 @@ echo "schedule: teacher ${TEACHER_EPOCHS} epochs; students ${KT_EPOCHS} KT epoch
 if [ -f "$TEACHER_MODEL" ]; then
   echo "==> teacher: done ($TEACHER_MODEL)"
 else
-  echo "==> teacher (ReLU, h = 4) -> $TEACHER_MODEL"
-  "$PY" "$SCRIPT" $(data_args) --student-nl-act base --student-hidden-factor 4 \
-    --epochs "$TEACHER_EPOCHS" --disable-tqdm $(resume_args teacher) --save "$TEACHER_MODEL" \
-    $EXTRA_ARGS >> "${MODEL_ROOT}/teacher_log.txt"
-  grep "Accuracy" "${MODEL_ROOT}/teacher_log.txt" | tail -n 1
+  train_teacher --epochs "$TEACHER_EPOCHS"
 fi
 
 for h in "${H_VALUES[@]}"; do
   for act in base bspline psa; do
-    folder="${MODEL_ROOT}/$(act_folder "$act")"
-    stem="$(h_stem "$h")"
-    mkdir -p "$folder"
-    if [ -f "${folder}/${stem}_model.bin" ]; then
+    if [ -f "${MODEL_ROOT}/$(act_folder "$act")/$(h_stem "$h")_model.bin" ]; then
       echo "==> ${act} h=${h}: done"
       continue
     fi
-    echo "==> ${act} h=${h} -> ${folder}/${stem}_model.bin ($(( ($(date +%s) - start) / 60 )) min so far)"
-    "$PY" "$SCRIPT" $(data_args) --teacher-load "$TEACHER_MODEL" --do-kt --do-kd \
-      --kt-epochs "$KT_EPOCHS" --kd-epochs "$KD_EPOCHS" \
-      --student-hidden-factor "$h" --student-nl-act "$act" --disable-tqdm \
-      $(resume_args "$(act_folder "$act")_${stem}") \
-      --save "${folder}/${stem}_model.bin" $EXTRA_ARGS >> "${folder}/${stem}_log.txt"
-    grep "Accuracy" "${folder}/${stem}_log.txt" | tail -n 1
+    echo "($(( ($(date +%s) - start) / 60 )) min so far)"
+    train_student "$act" "$h" --kt-epochs "$KT_EPOCHS" --kd-epochs "$KD_EPOCHS"
   done
 done
 echo "training done in $(( ($(date +%s) - start) / 60 )) min"
