@@ -9,7 +9,7 @@ EXTRA_ARGS="${EXTRA_ARGS:-}"
 # Reproducibility of cuBLAS under deterministic algorithms.
 export CUBLAS_WORKSPACE_CONFIG=:4096:8
 
-# Folder names of SPEC section 6; fashion-mnist is stored as fashion_mnist.
+# Folder names of docs/METHOD.md section 6; fashion-mnist is stored as fashion_mnist.
 DATASET_FOLDER="${DATASET//-/_}"
 MODEL_ROOT="${MODEL_ROOT:-./output/${DATASET_FOLDER}/resmlp_layers_4_h_4_embed_96}"
 TEACHER_MODEL="${MODEL_ROOT}/teacher_model.bin"

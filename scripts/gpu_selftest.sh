@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a machine with an NVIDIA GPU: run the GPU tests, then time every activation
-# with --impl triton and --impl reference (SPEC section 8 configuration), and
+# with --impl triton and --impl reference (docs/METHOD.md section 8 configuration), and
 # write one results file (default results/gpu_selftest.md). Meant to finish in
 # under 5 minutes on one H200.
 #   DRY_RUN=1 ./scripts/gpu_selftest.sh   # check the script on a CPU (tiny sizes)
@@ -50,7 +50,7 @@ for spec in none:auto relu:auto gelu:auto psa:auto lerp_psa:triton lerp_psa:refe
 done
 {
   echo
-  echo "## Kernel timing (kernel_time_mes.py, SPEC section 8: 4 x [activation, Linear(768, 768)], 8192 x 768)"
+  echo "## Kernel timing (kernel_time_mes.py, docs/METHOD.md section 8: 4 x [activation, Linear(768, 768)], 8192 x 768)"
   echo
   "$PY" scripts/timing_table.py "$jsonl" --baseline relu
   echo

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the Baseline (ReLU) students by KT + KD from the ReLU teacher (SPEC section 6).
+# Train the Baseline (ReLU) students by KT + KD from the ReLU teacher (docs/METHOD.md section 6).
 # Optional arguments: hidden factors to train (default: 2 1 0.5 0.25).
 set -euo pipefail
 

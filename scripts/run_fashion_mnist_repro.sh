@@ -9,7 +9,7 @@
 TEACHER_EPOCHS="${TEACHER_EPOCHS:-5}"   # plain training of the teacher (cosine to 1e-5)
 KT_EPOCHS="${KT_EPOCHS:-1}"             # knowledge transfer, per block (4 blocks)
 KD_EPOCHS="${KD_EPOCHS:-2}"             # knowledge distillation (cosine to 1e-5)
-# Everything else is the paper's recipe (SPEC section 6): batch 128, AdamW 1e-3, wd 0,
+# Everything else is the paper's recipe (docs/METHOD.md section 6): batch 128, AdamW 1e-3, wd 0,
 # alpha 0.8, T 1, B-spline lambda 1e-5, seed 2023, deterministic.
 set -euo pipefail
 
