@@ -148,7 +148,8 @@ def test_missing_and_corrupt_files(tmp_path):
 def test_grid_size_mismatch(tmp_path):
     p = tmp_path / "m.bin"
     save_checkpoint(build_resmlp("psa", 1.0, grid_size=32), p)
-    with pytest.raises(CheckpointError, match="grid of 64 points"):
+    with pytest.raises(CheckpointError, match="holds a LERP-PSA grid of 32 points but the model "
+                                              "was built with 64; pass --grid-size 32"):
         load_checkpoint(build_resmlp("psa", 1.0), p)
 
 
