@@ -16,7 +16,6 @@ from models import (CheckpointError, build_from_checkpoint, build_resmlp, descri
                     export_authors_state_dict, load_checkpoint)
 
 SMALL = dict(embed_dim=32, depth=2)  # two blocks: block 1 is read by no settings check
-MLP0 = "layers.0.layers.1.layers."
 # Tensors whose shapes the settings checks read (block 0's MLP, the embedding, the classifier,
 # block 0's token-mixing Linear): a change there is reported as a setting.
 SETTINGS_KEYS = re.compile(r"^(embed_linear\.weight|classifier\.weight|"
@@ -56,11 +55,6 @@ def case(request):
     torch.manual_seed(0)
     model = build_resmlp(request.param, 1.0, **SMALL)
     return model, export_authors_state_dict(perturbed(build_resmlp(request.param, 1.0, **SMALL)))
-
-
-def _per_tensor_keys(act):
-    sd = export_authors_state_dict(build_resmlp(act, 1.0, **SMALL))
-    return [k for k in sd if not SETTINGS_KEYS.match(k)]
 
 
 def test_every_tensor_shape_is_checked(case):

@@ -91,6 +91,18 @@ def test_authors_layout_round_trip_is_exact(authors):
         assert out[k].dtype == v.dtype and torch.equal(out[k], v), k
 
 
+def test_authors_file_rebuilds_from_itself(authors):
+    info = describe_checkpoint(authors["state_dict"])
+    assert {k: info[k] for k in ("arch", "act", "hidden_factor", "embed_dim", "depth",
+                                 "in_channels", "num_classes", "expansion", "grid_size",
+                                 "grid_range", "layout")} == dict(
+        arch="resmlp", act="psa", hidden_factor=1.0, embed_dim=96, depth=4, in_channels=3,
+        num_classes=10, expansion=8, grid_size=64, grid_range=4.0, layout="authors")
+    m = build_from_checkpoint(authors["state_dict"]).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(m(authors["x"]), authors["logits_eval"], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("act", ["base", "bspline", "psa"])
 def test_exchange_both_ways(act, tmp_path):
     a = build_resmlp(act, 0.5)
