@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from errors import UserError
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 # Fashion-MNIST training-set statistics of the 28x28 images (pixels in [0, 1]).
@@ -24,7 +26,7 @@ FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
 DATASETS = ("cifar10", "fashion-mnist", "synthetic")
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset is missing or unreadable (one-line message naming the fix)."""
 
 

@@ -23,6 +23,8 @@ from typing import Any, Dict, Union
 
 import torch
 
+from errors import UserError
+
 from activations import BSpline, LerpPSA
 
 from .resmlp import canonical_act
@@ -31,7 +33,7 @@ _VECT = "._coefficients_vect"
 _COEF = ".coefficients"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint cannot be read or does not fit the model (one-line message)."""
 
 

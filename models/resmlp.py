@@ -14,6 +14,8 @@ from typing import Callable, Dict
 import torch
 from torch import nn
 
+from errors import UserError
+
 from activations import BSpline, ResidualLerpPSA
 
 
@@ -106,7 +108,7 @@ ACT_ALIASES = {"base": "base", "relu": "base", "baseline": "base",
                "psa": "psa", "lerp_psa": "psa", "lerp-psa": "psa"}
 
 
-class UnknownActivationError(ValueError):
+class UnknownActivationError(UserError, ValueError):
     pass
 
 
