@@ -34,8 +34,6 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from errors import UserError
-
 from activations import BSpline, LerpPSA
 from errors import UserError
 
