@@ -17,14 +17,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-# ResMLP shape per data set: the SVHN experiments use a smaller one (docs/METHOD.md section 6).
-RESMLP_SHAPES = {"svhn": dict(embed_dim=64, depth=2)}
-DEFAULT_RESMLP_SHAPE = dict(embed_dim=96, depth=4)
-
-
 def resmlp_shape(dataset: str) -> Dict[str, int]:
-    """``embed_dim`` and ``depth`` of the ResMLP used on ``dataset``."""
-    return dict(RESMLP_SHAPES.get(dataset, DEFAULT_RESMLP_SHAPE))
+    """``embed_dim`` and ``depth`` of the ResMLP used on ``dataset`` (SVHN: 64 and 2)."""
+    import data
+    return data.resmlp_shape(dataset)
 
 
 @dataclass

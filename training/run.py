@@ -49,41 +49,28 @@ def check_options(cfg: RunConfig, opts: RunOptions) -> None:
         raise CLIError("plain training needs at least one epoch: pass --epochs N or --kd-epochs N")
 
 
-def _is_resnet_file(path) -> bool:
-    try:
-        return models.describe_checkpoint(path).get("arch", "resmlp") != "resmlp"
-    except models.CheckpointError:
-        sd = models.read_state_dict(path)
-        return "conv1.weight" in sd and "linear.weight" in sd
-
-
 def load_model(path: str, role: str, cfg: RunConfig, opts: RunOptions, info
                ) -> Tuple[torch.nn.Module, dict]:
     """Build the model a checkpoint holds and load it. ``role`` is 'student' or 'teacher':
     flags of that role given on the command line are checked against the file (one-line
-    errors); the rest comes from the file (activation, hidden factor, grid, expansion)."""
+    errors naming the flag); the rest (architecture, activation, hidden factor, grid,
+    expansion) comes from the file. The data set fixes channels, classes and ResMLP shape."""
     explicit = opts.explicit
-    resnet_flag = getattr(cfg, f"{role}_resnet")
-    resnet = resnet_flag or (f"{role}_resnet" not in explicit and _is_resnet_file(path))
-    if resnet:
-        model = build_model(resnet=True, act="base", hidden_factor=0, info=info, dataset=cfg.dataset)
-        models.load_checkpoint(model, path)
-        return model, dict(resnet=True)
-    desc = models.describe_checkpoint(path)
+
+    def given(flag, value):
+        return value if flag in explicit else None
+
     shape = resmlp_shape(cfg.dataset)
-    if (desc["embed_dim"], desc["depth"]) != (shape["embed_dim"], shape["depth"]):
-        raise models.CheckpointError(
-            f"{path} holds a ResMLP with embed {desc['embed_dim']} and {desc['depth']} blocks but "
-            f"--dataset {cfg.dataset} uses embed {shape['embed_dim']} and {shape['depth']} blocks; "
-            "pass the --dataset it was trained on")
-    act_flag, h_flag = f"{role}_nl_act", f"{role}_hidden_factor"
-    act = getattr(cfg, act_flag) if act_flag in explicit else desc["act"]
-    h = getattr(cfg, h_flag) if h_flag in explicit else desc["hidden_factor"]
-    grid = cfg.grid_size if "grid_size" in explicit else desc.get("grid_size", cfg.grid_size)
-    expansion = cfg.psa_expansion if "psa_expansion" in explicit else desc.get("expansion", cfg.psa_expansion)
-    model = build_model(resnet=False, act=act, hidden_factor=h, info=info, dataset=cfg.dataset,
-                        grid_size=grid, expansion=expansion, impl=opts.impl)
-    models.load_checkpoint(model, path)
+    model = models.build_from_checkpoint(
+        path, act=given(f"{role}_nl_act", getattr(cfg, f"{role}_nl_act")),
+        hidden_factor=given(f"{role}_hidden_factor", getattr(cfg, f"{role}_hidden_factor")),
+        resnet=True if getattr(cfg, f"{role}_resnet") else None,
+        in_channels=info["in_channels"], num_classes=info["num_classes"],
+        embed_dim=shape["embed_dim"], depth=shape["depth"],
+        expansion=given("psa_expansion", cfg.psa_expansion),
+        grid_size=given("grid_size", cfg.grid_size), role=role, impl=opts.impl)
+    if isinstance(model, models.ResNet20):
+        return model, dict(resnet=True)
     return model, dict(resnet=False, act=model.act, hidden_factor=model.hidden_factor)
 
 
@@ -156,6 +143,9 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
     if opts.teacher_load:
         teacher, found = load_model(opts.teacher_load, "teacher", cfg, opts, info)
         cfg = _settle(cfg, "teacher", found)
+        if cfg.do_kt and found["resnet"]:
+            raise CLIError(f"--do-kt copies a ResMLP teacher's blocks, but {opts.teacher_load} "
+                           "holds a ResNet-20; drop --do-kt (distil with --do-kd only)")
         teacher.to(device)
         for p in teacher.parameters():
             p.requires_grad_(False)
