@@ -4,8 +4,9 @@
 
 Synthesises each distinct stage of ``rtl/resmlp_top.v`` on its own (the embed Linear for
 P = 16 and 48, one token mixer, the channel MLP of ReLU h = 2, ReLU h = 1 and LERP-PSA h = 1,
-the mean pool, the head) twice: Yosys' generic ``synth`` (memories kept as $mem cells, logic
-as generic gates) and ``synth_xilinx -family xcup`` (UltraScale+ LUT/FF/DSP48E2/RAMB). The
+the mean pool, the head) twice: the coarse part of Yosys' generic ``synth`` (word-level
+cells: $mul, $add/$alu, $dff, $mem, ...) and ``synth_xilinx -family xcup`` (UltraScale+
+LUT/FF/DSP48E2/RAMB). The
 ROMs are filled from ``--params`` or, by default, from a random model of the same shape. A
 configuration's totals are embed + DEPTH x (token mixer + channel MLP) + pool + head (the
 blocks differ only in their ROM contents). Yosys runs at low priority (nice 10) with a time
@@ -92,9 +93,10 @@ def run_yosys(module: str, params: dict, hexdir: Optional[str], flow: str, timeo
         sets += f' -set HEXDIR "{hexdir}"'
     files = " ".join(os.path.join(HERE, f) for f in RTL)
     if flow == "generic":
+        # Word-level generic cells (multipliers, adders, registers, memories): the coarse
+        # part of Yosys' synth; gate-level mapping of ~1 000 multipliers is too slow here.
         script = (f"read_verilog -defer {files}; chparam {sets} {module}; "
-                  f"synth -top {module} -flatten -run begin:fine; opt -fast -full; techmap; "
-                  f"opt -fast; abc -fast; opt_clean; stat")
+                  f"synth -top {module} -flatten -run begin:fine; stat -width")
     else:
         script = (f"read_verilog -defer {files}; chparam {sets} {module}; "
                   f"synth_xilinx -family xcup -top {module} -flatten; stat")
@@ -125,11 +127,12 @@ XILINX_GROUPS = {
 
 
 def summarise(res: Dict[str, Dict[str, Dict[str, int]]], depth: int) -> str:
-    lines = ["| stage | generic cells | $mem | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM | yosys s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | generic cells | $macc/$mul | $mem | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM | yosys s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, flows in res.items():
         g, x = flows.get("generic", {}), flows.get("xilinx", {})
         row = [name, g.get("cells", "timeout" if "timeout_s" in g else "-"),
+               sum(v for k, v in g.items() if k.startswith(("$mul", "$macc"))),
                sum(v for k, v in g.items() if k.startswith("$mem"))]
         row += [XILINX_GROUPS[k](x) if x and "timeout_s" not in x else "-" for k in
                 ("LUT", "FF", "DSP", "BRAM36", "BRAM18", "LUTRAM")]
