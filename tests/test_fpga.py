@@ -23,7 +23,7 @@ needs_verilator = pytest.mark.usefixtures("verilator_needed")
 
 
 def scalar_lerp8(x, row, m):
-    """SPEC section 9 one value at a time with exact rationals (independent of lerp8)."""
+    """docs/METHOD.md section 9 one value at a time with exact rationals (independent of lerp8)."""
     Lb = 8 - m
     idx = x + 128
     hi, lo = idx // 2 ** Lb, idx % 2 ** Lb
