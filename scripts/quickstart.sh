@@ -2,7 +2,8 @@
 # One command on a fresh machine. Sets up (.venv, pinned requirements, Debian's
 # dataset-fashion-mnist), then:
 #   ./scripts/quickstart.sh               evaluate every shipped Fashion-MNIST checkpoint and print
-#                                         the accuracy table beside the paper's CIFAR-10 table
+#                                         the accuracy table beside the paper's CIFAR-10 table, then
+#                                         re-run the three shipped INT8 integer models
 #   ./scripts/quickstart.sh --retrain     run the whole Fashion-MNIST training (scripts/run_fashion_mnist_repro.sh)
 #   ./scripts/quickstart.sh --quick-train train ReLU and LERP-PSA (h = 0.25) for one epoch each and
 #                                         print both accuracies (a few minutes)
@@ -12,7 +13,7 @@ cd "$ROOT"
 mode="${1:-eval}"
 case "$mode" in
   eval|--retrain|--quick-train) ;;
-  -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
   *) echo "quickstart.sh: error: unknown option $mode (use --retrain, --quick-train or nothing)" >&2; exit 2 ;;
 esac
 source "$ROOT/scripts/setup_env.sh"
@@ -35,5 +36,7 @@ elif [ "$mode" = "--quick-train" ]; then
 else
   echo "==> evaluating the shipped Fashion-MNIST checkpoints (output/fashion_mnist/...)"
   "$PY" scripts/collect_results.py --check
+  echo "==> re-running the shipped INT8 integer-only models (fpga.int_resmlp) on the test set"
+  "$PY" scripts/collect_int8_results.py --check
 fi
 echo "($(( $(date +%s) - start )) s)"
