@@ -73,15 +73,18 @@ def test_ii_follows_the_architecture(results):
 
 
 def test_back_pressure_and_bubbles_keep_every_code():
-    """Random input bubbles and output stalls (the cached ReLU h = 1 model, other weights)."""
+    """Random input bubbles (85 %: the input becomes the bottleneck) and output stalls (60 %),
+    the cached ReLU h = 1 model with other weights: still bit-exact. (Every stage's own
+    back-pressure is stressed in tests/test_rtl_stages.py.)"""
     need_program("verilator", "apt-get install -y verilator")
     from fpga.sim_resmlp import compare, run
     params, meta, x = model("relu_h1", seed=3)
-    x = x[:6]
-    sim = run(params, meta, x, bubble=30, stall=60, seed=5)
+    x = x[:4]
+    sim = run(params, meta, x, bubble=85, stall=60, seed=5)
     r = compare(params, meta, x, None, sim)
-    assert r["mismatches"] == 0 and r["images"] == 6
-    assert r["total_cycles"] > 6 * 64 * 96 * 1.3   # the stalls really slowed it down
+    assert r["mismatches"] == 0 and r["images"] == 4
+    # 64 * 48 codes at 15 % of the clocks: about 20 000 clocks per image, not 6 144.
+    assert r["ii_cycles"] > 2 * 64 * 96, "the bubbles did not happen"
 
 
 def test_cli_prints_summary_and_json_last(tmp_path):
