@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time activation kernels in a small training loop (SPEC section 8).
+"""Time activation kernels in a small training loop (docs/METHOD.md section 8).
 
 Model: ``--layers`` x [activation over F features, Linear(F, F)] on an input of
 (``--tokens``, F); one measurement is ``--steps`` training steps (forward, sum
@@ -12,6 +12,10 @@ peak resident set since before the model was built).
   python kernel_time_mes.py lerp_psa                      # paper's config, GPU if present
   python kernel_time_mes.py lerp_psa --device cpu --tokens 2048 --impl reference
   python kernel_time_mes.py deepsplines --device cpu --tokens 2048   # the deepsplines package
+  python kernel_time_mes.py lerp_psa --device cpu --compile          # torch.compile'd model
+
+With --compile the model is compiled with torch.compile (Inductor) before the
+warmup steps, which therefore include the compilation; the timed steps do not.
 """
 from __future__ import annotations
 
@@ -32,9 +36,9 @@ def make_activation(name, F, args):
     from activations import PSA, BSpline, LerpPSA
     if name == "lerp_psa":
         return LerpPSA(F, expansion=args.expansion, grid_size=args.grid_size, epsilon=1.0,
-                       save_memory=args.save_memory, impl=args.impl)
+                       impl=args.impl)
     if name == "bspline":
-        return BSpline(F, size=args.spline_size, save_memory=args.save_memory, impl=args.impl)
+        return BSpline(F, size=args.spline_size, impl=args.impl)
     if name == "deepsplines":
         try:
             from deepsplines.ds_modules.dsnn import DeepBSpline
@@ -99,6 +103,7 @@ def measure(args):
             layers += [make_activation(args.activation, F, args), nn.Linear(F, F)]
     model = nn.Sequential(*layers).to(device=device, dtype=dtype)
     spline = spline_params(model, args.activation)
+    run_model = torch.compile(model) if args.compile else model
     ids = {id(p) for p in spline}
     others = [p for p in model.parameters() if id(p) not in ids]
     opts = [torch.optim.AdamW(others, lr=1e-3)] if others else []
@@ -114,10 +119,10 @@ def measure(args):
         x_op.grad = None
         for p in model.parameters():
             p.grad = None
-        model(x_op).backward(grad_op)
+        run_model(x_op).backward(grad_op)
 
     def train_step():
-        loss = model(x).sum()
+        loss = run_model(x).sum()
         if uses_tv2:
             loss = loss + args.bspline_lambda * tv2(model, args.activation)
         for o in opts:
@@ -161,7 +166,7 @@ def measure(args):
     return dict(activation=args.activation, impl=impl if args.activation in ("lerp_psa", "bspline") else "-",
                 device=str(device), dtype=args.dtype, tokens=args.tokens, features=F,
                 layers=0 if args.op_only else args.layers, op_only=args.op_only, grid_size=args.grid_size, expansion=args.expansion,
-                save_memory=args.save_memory, steps=args.steps, repeats=args.repeats,
+                save_memory=args.save_memory, compile=args.compile, steps=args.steps, repeats=args.repeats,
                 threads=torch.get_num_threads(),
                 mean_ms=statistics.mean(times), std_ms=statistics.stdev(times) if len(times) > 1 else 0.0,
                 median_ms=statistics.median(times), peak_mb=peak, peak_kind=peak_kind)
@@ -181,7 +186,10 @@ def build_parser():
     p.add_argument("--expansion", type=int, default=8, help="PSA experts (8)")
     p.add_argument("--spline-size", type=int, default=65, help="B-spline coefficients (65)")
     p.add_argument("--save-memory", action=argparse.BooleanOptionalAction, default=True,
-                   help="recompute index/fraction in backward (default on)")
+                   help="deepsplines only (its own save_memory switch); our kernels always keep "
+                        "only x for the backward")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model (Inductor); compilation happens in the warmup")
     p.add_argument("--bspline-lambda", type=float, default=1e-5)
     p.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
     p.add_argument("--steps", type=int, default=10, help="training steps per measurement (10)")
@@ -201,7 +209,7 @@ def main(argv=None):
         print(json.dumps(r))
     else:
         what = "activation fwd+bwd only" if r["op_only"] else f"{r['layers']} layers"
-        print(f"{r['activation']} [{r['impl']}] on {r['device']} ({r['dtype']}, {r['tokens']}x{r['features']}, "
+        print(f"{r['activation']} [{r['impl']}{', compiled' if r['compile'] else ''}] on {r['device']} ({r['dtype']}, {r['tokens']}x{r['features']}, "
               f"{what}, {r['steps']} steps/measurement, {r['threads']} threads)")
         print(f"  {r['mean_ms']:.2f} +- {r['std_ms']:.2f} ms (median {r['median_ms']:.2f} ms) "
               f"over {r['repeats']} measurements; peak memory {r['peak_mb']:.1f} MB ({r['peak_kind']})")

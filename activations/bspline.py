@@ -1,4 +1,4 @@
-"""Learnable linear B-spline activation (DeepSplines style, SPEC section 5).
+"""Learnable linear B-spline activation (DeepSplines style, docs/METHOD.md section 5).
 
 Bohra et al., "Learning Activation Functions in Deep (Spline) Neural
 Networks", IEEE OJSP 2020, as used as a baseline by Singh & Bazargan (2025).

@@ -1,7 +1,7 @@
 """PSA ("Personal Self-Attention") learnable 1-D functions and LERP-PSA.
 
 Singh & Bazargan, "Compressing Neural Networks Using Learnable 1-D Non-Linear
-Functions", ACM TRETS 18(2), 2025 (SPEC sections 3 and 4). For feature ``i``
+Functions", ACM TRETS 18(2), 2025 (docs/METHOD.md sections 3 and 4). For feature ``i``
 with ``E`` experts::
 
     q_k    = (x - b_ik)^2 / (w_ik^2 + eps)
@@ -41,7 +41,7 @@ class _PSAParams(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        # Initialisation used for distillation (SPEC section 3).
+        # Initialisation used for distillation (docs/METHOD.md section 3).
         with torch.no_grad():
             self.q_weight.fill_(1.0)
             self.q_bias.uniform_(-1.0, 1.0)
@@ -72,8 +72,10 @@ class LerpPSA(_PSAParams):
     (exact autograd through ``f`` on the grid points). In eval mode it is
     cached and rebuilt only when a parameter changes: the cache key holds each
     parameter's storage pointer, version counter, device and dtype, so an
-    optimizer step, ``load_state_dict``, ``.to()`` or a ``.data`` swap all
-    invalidate it. Inputs outside [-R, R] use the edge segments linearly.
+    optimizer step, an in-place edit, ``load_state_dict``, ``.to()`` or a
+    ``.data`` swap all invalidate it. Inputs outside [-R, R] use the edge
+    segments linearly. ``save_memory`` is kept for compatibility and has no
+    effect: every kernel backend keeps only ``x`` for the backward.
     """
 
     def __init__(self, num_features: int, expansion: int = 8, grid_size: int = 64,
@@ -97,36 +99,41 @@ class LerpPSA(_PSAParams):
         return torch.linspace(-self.grid_range, self.grid_range, self.grid_size,
                               device=device, dtype=dtype)
 
-    def compute_table(self):
-        """Table (F, G) of the exact PSA function on the grid (with autograd)."""
+    def compute_table(self, residual: bool = False):
+        """Table (F, G) of the exact PSA function on the grid (with autograd).
+
+        ``residual=True`` adds the grid abscissae, ``T[i, j] + t_j``: the table of
+        ``x + f_i(x)``. Both are piecewise linear on the same grid, extrapolation
+        included, so ``lerp(x, T + t) == x + lerp(x, T)`` in exact arithmetic, and
+        the residual costs an (F, G) add instead of a pass over the activations."""
         t = self.grid_points(self.v_weight.device, self.v_weight.dtype)
-        return kernels.psa_table(self.v_weight, self.q_weight, self.q_bias, self.o_weight,
-                                 self.o_bias, self._epsilon_value(), t, impl=self.impl)
+        # epsilon goes in as the buffer itself: read by the kernel, no host sync.
+        table = kernels.psa_table(self.v_weight, self.q_weight, self.q_bias, self.o_weight,
+                                  self.o_bias, self.epsilon, t, impl=self.impl)
+        return table + t if residual else table
 
-    def _epsilon_value(self) -> float:
-        # epsilon as a Python float without a device sync on every step: re-read
-        # only when the buffer was replaced or written to.
-        key = (self.epsilon.data_ptr(), self.epsilon._version, self.epsilon.device)
-        if getattr(self, "_eps_key", None) != key:
-            self._eps_key, self._eps_float = key, float(self.epsilon.item())
-        return self._eps_float
+    def _key(self, residual):
+        return (residual,) + tuple((p.data_ptr(), p._version, p.device, p.dtype)
+                                   for p in (self.v_weight, self.q_weight, self.q_bias,
+                                             self.o_weight, self.o_bias, self.epsilon))
 
-    def _key(self):
-        return tuple((p.data_ptr(), p._version, p.device, p.dtype)
-                     for p in (self.v_weight, self.q_weight, self.q_bias,
-                               self.o_weight, self.o_bias, self.epsilon))
+    def table(self, residual: bool = False):
+        """The current table; cached in eval mode when no gradient is needed.
 
-    def table(self):
-        """The current table; cached in eval mode when no gradient is needed."""
+        Under ``torch.compile`` the table is rebuilt on every call (the cache key
+        reads storage pointers and version counters, which a graph cannot guard
+        on); it is small next to the lookups, and always current."""
         needs_grad = torch.is_grad_enabled() and any(
             p.requires_grad for p in self.parameters(recurse=False))
+        if torch.compiler.is_compiling():
+            return self.compute_table(residual)
         if self.training or needs_grad:
             self._cache_key = self._cache_table = None
-            return self.compute_table()
-        key = self._key()
+            return self.compute_table(residual)
+        key = self._key(residual)
         if self._cache_key != key or self._cache_table is None:
             with torch.no_grad():
-                self._cache_table = self.compute_table()
+                self._cache_table = self.compute_table(residual)
             self._cache_key = key
         return self._cache_table
 
@@ -153,7 +160,8 @@ class LerpPSA(_PSAParams):
 
 
 class ResidualLerpPSA(nn.Module):
-    """The LERP-PSA sublayer of the paper's MLP: ``x + LerpPSA(x)``.
+    """The LERP-PSA sublayer of the paper's MLP: ``x + LerpPSA(x)``, computed as
+    one lookup in the table ``T + t`` (the residual folded into the table).
 
     The inner module is stored as ``psa`` so state_dict keys match the
     authors' released checkpoints (``...layers.0.psa.v_weight``).
@@ -168,4 +176,7 @@ class ResidualLerpPSA(nn.Module):
         return self.psa.num_features
 
     def forward(self, x):
-        return x + self.psa(x)
+        # x + LerpPSA(x) as one lookup in the table T + t (see LerpPSA.compute_table).
+        check_finite(self.psa, x)
+        return kernels.lerp(x, self.psa.table(residual=True), self.psa.grid_range,
+                            impl=self.psa.impl)

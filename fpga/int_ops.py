@@ -13,6 +13,14 @@ results come back as ``int8`` (codes) or ``int32`` (``rshift``).
     relu8(x) = max(x, 0);   add8(a, b) = clip8(a + b)
 
 Leading axes of ``x`` broadcast (a batch of images, or one image).
+
+The dot products of ``linear``: NumPy has no BLAS for integer matrices (an int64 ``@`` runs
+about 100x slower than float), so by default ``x @ W^T`` is computed by float64 BLAS and
+converted back to int64. That is an exact integer dot product, not an approximation: every
+product and every partial sum is an integer of magnitude below ``I * 2^14 < 2^53``, which
+float64 represents exactly in any summation order (checked per call). ``int64_matmul=True``
+(``python -m fpga.int_resmlp --int64-matmul``) runs the same product in int64; the tests check
+that both agree bit for bit.
 """
 from __future__ import annotations
 
@@ -58,7 +66,22 @@ def clip8(v) -> np.ndarray:
     return np.clip(_as_int(v, "v"), INT8_MIN, INT8_MAX).astype(np.int8)
 
 
-def linear(x, W, b, s) -> np.ndarray:
+EXACT_F64 = 1 << 53
+
+
+def matmul_int(x: np.ndarray, W: np.ndarray, int64_matmul: bool = False) -> np.ndarray:
+    """``x @ W^T`` of integer arrays, exactly, as int64 (see the module note on float64 BLAS)."""
+    x = _as_int(x, "x")
+    W = _as_int(W, "W")
+    if int64_matmul:
+        return x @ W.T
+    bound = (int(np.abs(x).max(initial=0)) * int(np.abs(W).max(initial=0)) * int(W.shape[1]))
+    if bound >= EXACT_F64:
+        return x @ W.T                      # too wide for an exact float64 sum: stay in int64
+    return (x.astype(np.float64) @ W.T.astype(np.float64)).astype(np.int64)
+
+
+def linear(x, W, b, s, int64_matmul: bool = False) -> np.ndarray:
     """``clip8(rshift(x @ W^T, s) + b)``: x (..., I) codes, W (O, I), b (O), s (O) -> (..., O) int8."""
     x = _as_int(x, "x")
     W = _as_int(W, "W")
@@ -68,7 +91,7 @@ def linear(x, W, b, s) -> np.ndarray:
         raise ValueError(f"linear: x has {x.shape[-1]} inputs per row, W has shape {W.shape}")
     if b.shape != (W.shape[0],) or s.shape != (W.shape[0],):
         raise ValueError(f"linear: b and s must have shape ({W.shape[0]},), got {b.shape}, {s.shape}")
-    acc = x @ W.T
+    acc = matmul_int(x, W, int64_matmul)
     return np.clip(_rshift64(acc, s) + b, INT8_MIN, INT8_MAX).astype(np.int8)
 
 

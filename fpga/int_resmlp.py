@@ -169,8 +169,11 @@ def _atomic_savez(path, arrays: Dict[str, np.ndarray]) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".npz", dir=folder)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the usual mode
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez_compressed(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -211,14 +214,15 @@ def load_samples(path) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 # --- the model -----------------------------------------------------------------------------
 
-def _forward(params, meta, x, trace: Optional[dict] = None) -> np.ndarray:
+def _forward(params, meta, x, trace: Optional[dict] = None, int64_matmul: bool = False) -> np.ndarray:
     def keep(name, v):
         if trace is not None:
             trace[name] = v
         return v
 
     def lin(name, v):
-        return ops.linear(v, params[f"{name}.W"], params[f"{name}.b"], params[f"{name}.s"])
+        return ops.linear(v, params[f"{name}.W"], params[f"{name}.b"], params[f"{name}.s"],
+                          int64_matmul=int64_matmul)
 
     def aff(name, v):
         return ops.affine(v, params[f"{name}.w"], params[f"{name}.b"], params[f"{name}.s"])
@@ -255,17 +259,18 @@ def _check_input(x, meta) -> np.ndarray:
     return x
 
 
-def forward(params, meta, x, batch: int = 256) -> np.ndarray:
+def forward(params, meta, x, batch: int = 256, int64_matmul: bool = False) -> np.ndarray:
     """Integer logits (N, classes) int8 of x (N, tokens, P) int8 patch codes (or one image
-    (tokens, P) -> (classes,))."""
+    (tokens, P) -> (classes,)). ``int64_matmul``: see ``fpga.int_ops.matmul_int``."""
     x = _check_input(x, meta)
     if x.ndim == 2:
-        return _forward(params, meta, x)
-    out = [_forward(params, meta, x[i:i + batch]) for i in range(0, x.shape[0], batch)]
+        return _forward(params, meta, x, int64_matmul=int64_matmul)
+    out = [_forward(params, meta, x[i:i + batch], int64_matmul=int64_matmul)
+           for i in range(0, x.shape[0], batch)]
     return np.concatenate(out) if out else np.zeros((0, int(meta["num_classes"])), np.int8)
 
 
-def forward_trace(params, meta, x) -> Dict[str, np.ndarray]:
+def forward_trace(params, meta, x, int64_matmul: bool = False) -> Dict[str, np.ndarray]:
     """Every intermediate of one image x (tokens, P), in forward order: ``embed``; per block
     ``blocks.i.tm.{res,aff1,lin,aff2,add}`` and ``blocks.i.mlp.{res,lin1,relu|lut1,lut2,lin2,add}``
     (``lin`` in token-row layout (tokens, C)); ``pool`` (C,); ``logits`` (classes,)."""
@@ -273,7 +278,7 @@ def forward_trace(params, meta, x) -> Dict[str, np.ndarray]:
     if x.ndim != 2:
         raise ParamsError(f"forward_trace takes one image (tokens, P), got shape {x.shape}")
     trace: Dict[str, np.ndarray] = {}
-    _forward(params, meta, x, trace)
+    _forward(params, meta, x, trace, int64_matmul=int64_matmul)
     return trace
 
 
@@ -380,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also check the logits stored in this quant_samples.npz")
     p.add_argument("--expect", type=float, default=None,
                    help="fail (exit 1) unless the accuracy equals this percentage (2 decimals)")
+    p.add_argument("--int64-matmul", action="store_true",
+                   help="dot products in int64 instead of (exact) float64 BLAS; ~100x slower")
     p.add_argument("--disable-tqdm", action="store_true", help="no progress bars")
     return p
 
@@ -392,14 +399,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         status = 0
         if args.samples:
             x, labels, logits = load_samples(args.samples)
-            got = forward(params, meta, x)
+            got = forward(params, meta, x, int64_matmul=args.int64_matmul)
             same = int((got == logits).all(axis=1).sum())
             print(f"samples: {same}/{x.shape[0]} images with identical logits")
             if same != x.shape[0]:
                 status = 1
         x, labels = dataset_codes(meta, args.dataset, args.dataset_dir, args.limit,
                                   progress=not args.disable_tqdm)
-        logits = forward(params, meta, x)
+        logits = forward(params, meta, x, int64_matmul=args.int64_matmul)
         correct = int((logits.argmax(axis=1) == labels).sum())
         acc = 100.0 * correct / len(labels)
         print(f"integer model ({meta['act']}, hidden {meta['hidden']}): test accuracy "

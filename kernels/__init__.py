@@ -1,122 +1,80 @@
-"""Lookup-table activation kernels and their dispatch point.
+"""Lookup-table activation kernels: the public ops and their dispatch.
 
-``lerp`` evaluates per-feature LERP tables (LERP-PSA, SPEC section 4) and
-``bspline`` per-feature linear B-splines (SPEC section 5). Both take inputs of
-shape ``(..., F)`` with the feature in the last dimension, and pick an
-implementation with ``impl``:
+* ``lerp(x, table, R)``: per-feature linear interpolation in a (F, G) table on
+  [-R, R] (LERP-PSA, docs/METHOD.md section 4);
+* ``bspline(x, coefficients, R)``: per-feature linear B-spline with K (odd)
+  coefficients (docs/METHOD.md section 5);
+* ``psa_table(v, w, b, o, c, epsilon, grid)``: the LERP-PSA table, the PSA
+  function (docs/METHOD.md section 3) of every feature at the grid points.
 
-* ``'reference'``: plain PyTorch autograd Functions (``*_reference.py``), the
-  ground truth for tests and timings;
-* ``'triton'``: fused Triton kernels (``lerp_triton.py``, ``bspline_triton.py``)
-  for CUDA tensors, or CPU tensors under ``TRITON_INTERPRET=1``;
-* ``'cpu'``: a fused C/OpenMP kernel compiled at first use (``lerp_cpu.py``);
-* ``'auto'``: Triton for CUDA tensors, the C kernel for CPU tensors (the
-  reference path, with a one-line warning, where no C compiler exists).
+``x`` is ``(..., F)`` with the feature last. ``impl`` picks a backend from
+``kernels.registry`` (``'auto'``: Triton for CUDA tensors, the C/OpenMP kernels
+for CPU tensors, the plain-PyTorch reference elsewhere or, with a one-line
+warning, where no C compiler exists). Each op is a ``torch.library`` custom
+operator (``kernels.ops``), so ``torch.compile(fullgraph=True)`` traces it.
 
-Every implementation computes in fp32 (fp64 for fp64 inputs), returns the
-input dtype, accumulates parameter gradients in at least fp32, and gives
-bit-identical parameter gradients run to run.
+Numerics: the reference and CPU backends compute in fp64 for fp64 inputs and in
+fp32 otherwise; Triton computes in fp32 for every input dtype (fp64 included).
+Every backend returns the input dtype, accumulates parameter gradients in fp32
+or better, returns them in the parameter dtype, and gives bit-identical
+parameter gradients run to run (no atomics). Backward passes recompute what
+they need from ``x`` and the parameters, so only those are kept: the
+``save_memory`` argument of ``lerp``/``bspline`` is accepted for
+compatibility and changes nothing (every backend already keeps only ``x``).
+
+Layout: ``_common.py`` (dtype rule, checks, errors), ``registry.py`` (the
+backends as data, ``resolve``), ``ops.py`` (custom operators and autograd),
+``backends/{reference,cpu,triton}.py`` (the launchers and kernels),
+``csrc/lookup_cpu.c`` (the C kernels).
 """
 from __future__ import annotations
 
 import torch
 
-from .bspline_reference import knot_spacing, reference_bspline, tv2
-from .lerp_reference import reference_lerp
-from .psa_reference import psa_function, reference_psa_table
+from ._common import KernelArgumentError, check_bspline, check_lerp, check_psa
+from .backends.reference import knot_spacing, psa_function, tv2
+from .ops import bspline_op, lerp_op, psa_table_op
+from .registry import BACKENDS, IMPLS, available_impls, resolve
 
-__all__ = ["lerp", "bspline", "psa_table", "psa_function", "tv2", "knot_spacing", "available_impls", "resolve_impl"]
-
-IMPLS = ("reference", "cpu", "triton")
-
-
-def _load(op: str, impl: str):
-    # Imported on first use: triton is only loaded when asked for, so that
-    # TRITON_INTERPRET can still be set before it is imported.
-    if impl == "reference":
-        return {"lerp": reference_lerp, "bspline": reference_bspline,
-                "psa_table": reference_psa_table}[op]
-    if impl == "cpu":
-        if op == "psa_table":
-            from .psa_table_cpu import psa_table_cpu
-            return psa_table_cpu
-        from . import lerp_cpu
-        return lerp_cpu.lerp_cpu if op == "lerp" else lerp_cpu.bspline_cpu
-    if impl == "triton":
-        if op == "lerp":
-            from .lerp_triton import lerp_triton
-            return lerp_triton
-        if op == "psa_table":
-            from .psa_table_triton import psa_table_triton
-            return psa_table_triton
-        from .bspline_triton import bspline_triton
-        return bspline_triton
-    raise KeyError(impl)
+__all__ = ["lerp", "bspline", "psa_table", "psa_function", "tv2", "knot_spacing",
+           "available_impls", "resolve_impl", "BACKENDS", "IMPLS", "KernelArgumentError"]
 
 
-def available_impls():
-    return ["auto", *IMPLS]
+@torch.compiler.assume_constant_result
+def _resolve(op: str, impl: str, device_type: str) -> str:
+    # A constant for torch.compile: the choice depends on the arguments and the machine only.
+    return resolve(op, impl, device_type)
 
 
 def resolve_impl(op: str, impl: str, x: torch.Tensor) -> str:
-    """Map ``impl`` (possibly ``'auto'``) to a concrete implementation name."""
-    if impl == "auto":
-        if x.device.type == "cuda":
-            return "triton"
-        if x.device.type == "cpu":
-            from . import lerp_cpu
-            return "cpu" if lerp_cpu.available() else "reference"
-        return "reference"
-    if impl not in IMPLS:
-        raise ValueError(
-            f"unknown {op} implementation {impl!r}; choose one of {available_impls()}")
-    if impl == "cpu":
-        from . import lerp_cpu
-        if x.device.type != "cpu":
-            raise ValueError("impl='cpu' needs CPU tensors")
-        if not lerp_cpu.available():
-            return "reference"
-    return impl
-
-
-def _check(x, params, name):
-    if x.shape[-1] != params.shape[0]:
-        raise ValueError(
-            f"{name}: input has {x.shape[-1]} features in its last dimension but the "
-            f"parameters are for {params.shape[0]} features")
-    if params.dim() != 2:
-        raise ValueError(f"{name}: expected a 2-D (features, points) parameter, got {tuple(params.shape)}")
+    """The concrete backend name ``impl`` (possibly ``'auto'``) means for ``x``'s device."""
+    return resolve(op, impl, x.device.type)
 
 
 def lerp(x: torch.Tensor, table: torch.Tensor, grid_range: float, *,
          impl: str = "auto", save_memory: bool = False) -> torch.Tensor:
-    """Per-feature linear interpolation in ``table`` (F, G) on [-R, R]."""
-    _check(x, table, "lerp")
-    if table.shape[1] < 2:
-        raise ValueError("lerp: a table needs at least 2 grid points")
-    fn = _load("lerp", resolve_impl("lerp", impl, x))
-    return fn(x, table, grid_range, save_memory)
+    """Per-feature linear interpolation in ``table`` (F, G) on [-R, R]; inputs
+    outside the grid follow the edge segments. ``save_memory``: see the module doc."""
+    check_lerp(x, table, grid_range)
+    # Contiguous before the op, so that the saved x needs no second copy in the backward.
+    return lerp_op(x.contiguous(), table, float(grid_range), _resolve("lerp", impl, x.device.type))
 
 
 def bspline(x: torch.Tensor, coefficients: torch.Tensor, range_: float, *,
             impl: str = "auto", save_memory: bool = False) -> torch.Tensor:
-    """Per-feature linear B-spline with coefficients (F, K), K odd."""
-    _check(x, coefficients, "bspline")
-    if coefficients.shape[1] % 2 == 0 or coefficients.shape[1] < 3:
-        raise ValueError(f"bspline: the number of coefficients must be odd and >= 3, "
-                         f"got {coefficients.shape[1]}")
-    fn = _load("bspline", resolve_impl("bspline", impl, x))
-    return fn(x, coefficients, range_, save_memory)
+    """Per-feature linear B-spline with coefficients (F, K), K odd, on knots
+    k * 2R / (K - 1); the edge segments extrapolate. ``save_memory``: see the module doc."""
+    check_bspline(x, coefficients, range_)
+    return bspline_op(x.contiguous(), coefficients, float(range_), _resolve("bspline", impl, x.device.type))
 
 
 def psa_table(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid, *,
               impl: str = "auto") -> torch.Tensor:
     """LERP-PSA table (F, G): the PSA function of every feature at the 1-D
-    ``grid`` points, differentiable in the five PSA parameters."""
-    chosen = resolve_impl("psa_table", impl, v_weight)
-    if chosen == "cpu":
-        from .psa_table_cpu import supported
-        if not supported(v_weight):
-            chosen = "reference"
-    return _load("psa_table", chosen)(v_weight, q_weight, q_bias, o_weight, o_bias,
-                                      float(epsilon), grid)
+    ``grid`` points, differentiable in the five PSA parameters. ``epsilon`` is a
+    float or a one-element tensor (a tensor is read on the device: no host sync)."""
+    check_psa(v_weight, q_weight, q_bias, o_weight, o_bias, grid)
+    if not isinstance(epsilon, torch.Tensor):
+        epsilon = torch.tensor([float(epsilon)], dtype=v_weight.dtype, device=v_weight.device)
+    return psa_table_op(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid,
+                        _resolve("psa_table", impl, v_weight.device.type))

@@ -267,16 +267,16 @@ def _compare(info: Dict[str, Any], want: Dict[str, Any], role: str) -> None:
         raise CheckpointError(_mismatch("arch", info["arch"], want["arch"], role))
     if differs("act"):
         raise CheckpointError(_mismatch("act", info["act"], want["act"], role))
+    shape = ("embed_dim", "depth", "num_patches")
+    if any(differs(k) for k in shape):
+        raise CheckpointError(_mismatch("embed_dim", tuple(info[k] for k in shape),
+                                        tuple(want.get(k) or info[k] for k in shape), role))
     if differs("hidden"):
         raise CheckpointError(_mismatch("hidden", (info["hidden"], info["hidden_factor"]),
                                         (want["hidden"], want["hidden_factor"]), role))
     for key in ("in_channels", "num_classes"):
         if differs(key):
             raise CheckpointError(_mismatch(key, info[key], want[key], role))
-    shape = ("embed_dim", "depth", "num_patches")
-    if any(differs(k) for k in shape):
-        raise CheckpointError(_mismatch("embed_dim", tuple(info[k] for k in shape),
-                                        tuple(want.get(k, info[k]) for k in shape), role))
     for key in ("expansion", "grid_size", "grid_range", "spline_size"):
         if differs(key):
             raise CheckpointError(_mismatch(key, info[key], want[key], role))

@@ -42,10 +42,10 @@ test_rc=${PIPESTATUS[0]}
 echo '```' >> "$OUT"
 for spec in none:auto relu:auto gelu:auto psa:auto lerp_psa:triton lerp_psa:reference bspline:triton bspline:reference; do
   act="${spec%%:*}"; impl="${spec#*:}"
-  for ss in "--save-memory" "--no-save-memory"; do
-    [ "$ss" = "--no-save-memory" ] && [ "$act" != lerp_psa ] && [ "$act" != bspline ] && continue
-    "$PY" kernel_time_mes.py "$act" --impl "$impl" $ss $TIME_ARGS --json >> "$jsonl" \
-      || echo "{\"error\": \"$act $impl $ss failed\"}" >&2
+  for cmp in "" "--compile"; do
+    [ -n "$cmp" ] && [ "$impl" = reference ] && continue
+    "$PY" kernel_time_mes.py "$act" --impl "$impl" $cmp $TIME_ARGS --json >> "$jsonl" \
+      || echo "{\"error\": \"$act $impl $cmp failed\"}" >&2
   done
 done
 {
@@ -54,7 +54,7 @@ done
   echo
   "$PY" scripts/timing_table.py "$jsonl" --baseline relu
   echo
-  echo "Rows alternate --save-memory / --no-save-memory for lerp_psa and bspline. Raw JSON:"
+  echo "Rows alternate eager / --compile (torch.compile). Raw JSON:"
   echo
   echo '```'
   cat "$jsonl"

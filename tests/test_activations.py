@@ -11,7 +11,7 @@ PARAMS = ("v_weight", "q_weight", "q_bias", "o_weight", "o_bias")
 
 
 def psa_loop(x, m):
-    """SPEC section 3 expert by expert with an explicit softmax (independent of
+    """docs/METHOD.md section 3 expert by expert with an explicit softmax (independent of
     activations.psa_function)."""
     eps = m.epsilon.item()
     qs = [-(x - m.q_bias[:, k]) ** 2 / (m.q_weight[:, k] ** 2 + eps) for k in range(m.expansion)]
@@ -23,7 +23,7 @@ def psa_loop(x, m):
 
 
 def lerp_loop(x, table, R):
-    """Per-element LERP from SPEC section 4, differentiable in x and table."""
+    """Per-element LERP from docs/METHOD.md section 4, differentiable in x and table."""
     G = table.shape[1]
     u = (x + R) / (2 * R / (G - 1))
     j = torch.floor(u.detach()).clamp(0, G - 2).long()
@@ -74,10 +74,10 @@ def test_psa_gradcheck_float64():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("G", [33, 64])
-@pytest.mark.parametrize("save_memory", [False, True])
-def test_lerp_psa_matches_table_of_loop(G, dtype, save_memory):
+@pytest.mark.parametrize("impl", ["reference", "auto"])
+def test_lerp_psa_matches_table_of_loop(G, dtype, impl):
     F_ = 13
-    m = perturbed(LerpPSA(F_, grid_size=G, save_memory=save_memory)).to(dtype).train()
+    m = perturbed(LerpPSA(F_, grid_size=G, impl=impl)).to(dtype).train()
     x = ((torch.rand(9, F_, dtype=dtype) - 0.5) * 12).requires_grad_()  # in and out of [-4, 4]
     g = torch.randn(9, F_, dtype=dtype)
     y = m(x)
@@ -107,6 +107,29 @@ def test_residual_wrapper():
     x = torch.randn(3, 5)
     torch.testing.assert_close(r(x), x + r.psa(x))
     assert set(r.state_dict()) == {f"psa.{n}" for n in PARAMS} | {"psa.epsilon"}
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-4), (torch.float64, 1e-11)])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_residual_folded_into_table_matches_unfolded(dtype, tol, mode):
+    # ResidualLerpPSA looks x up in T + t; the oracle is x + lerp(x, T) with T from the PSA
+    # formula written in this file, in and far outside [-4, 4], output and every gradient.
+    r = ResidualLerpPSA(11, grid_size=64)
+    perturbed(r.psa)
+    r = r.to(dtype).train(mode == "train")
+    x = torch.cat([(torch.rand(20, 11, dtype=dtype) - 0.5) * 10,
+                   (torch.rand(4, 11, dtype=dtype) - 0.5) * 100]).requires_grad_()
+    g = torch.randn(24, 11, dtype=dtype)
+    a = grads(r.psa, x, r(x), g)
+    t = torch.linspace(-4, 4, 64, dtype=dtype).unsqueeze(1).expand(-1, 11)
+    y2 = x + lerp_loop(x, psa_loop(t, r.psa).t(), 4.0)
+    b = grads(r.psa, x, y2, g)
+    torch.testing.assert_close(r(x), y2, atol=tol, rtol=tol, msg="output")
+    for k in a:
+        # Far outside the grid the table differences are multiplied by up to ~400 segments:
+        # compare relative to the gradient's scale.
+        scale = b[k].abs().max().item() + 1.0
+        torch.testing.assert_close(a[k], b[k], atol=tol * scale, rtol=tol, msg=f"grad {k}")
 
 
 # --- eval cache ---------------------------------------------------------------------------
@@ -185,6 +208,26 @@ def test_cache_cleared_by_train_eval_switch_and_train_mode_recomputes():
         torch.testing.assert_close(m(x), fresh_output(m, x))
 
 
+@pytest.mark.parametrize("name,no_grad", [(n, True) for n in PARAMS] + [("epsilon", True), ("epsilon", False)])
+def test_cache_follows_in_place_edits(name, no_grad):
+    # Independent oracle: the PSA formula of this file, then a plain lerp. Parameters can
+    # only be edited in place under no_grad; the epsilon buffer also with grad enabled.
+    m = perturbed(LerpPSA(6)).eval()
+    x = (torch.rand(5, 6) - 0.5) * 10
+    with torch.no_grad():
+        m(x)  # fill the cache
+    with torch.set_grad_enabled(not no_grad):
+        tensor = getattr(m, name)
+        if name == "epsilon":
+            tensor.fill_(0.3)
+        else:
+            tensor.add_(0.5 * torch.randn_like(tensor))
+    t = torch.linspace(-4, 4, 64).unsqueeze(1).expand(-1, 6)
+    with torch.no_grad():
+        expected = lerp_loop(x, psa_loop(t, m).t(), 4.0)
+        torch.testing.assert_close(m(x), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_eval_with_grad_gives_parameter_gradients():
     m = perturbed(LerpPSA(8)).eval()
     x = torch.randn(4, 8)
@@ -213,7 +256,8 @@ def test_tv2_of_leaky_relu_init():
 
 # --- non-finite guard ----------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [lambda: LerpPSA(4), lambda: PSA(4), lambda: BSpline(4)])
+@pytest.mark.parametrize("make", [lambda: LerpPSA(4), lambda: PSA(4), lambda: BSpline(4),
+                                  lambda: ResidualLerpPSA(4)])
 def test_nonfinite_input_raises_in_training(make):
     m = make().train()
     x = torch.randn(3, 4)

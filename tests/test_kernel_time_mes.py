@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+from tests.oracles import need_module
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -14,10 +16,11 @@ SMALL = ["--device", "cpu", "--tokens", "16", "--features", "7", "--repeats", "2
 
 @pytest.mark.parametrize("act,extra", [("lerp_psa", []), ("lerp_psa", ["--impl", "reference", "--no-save-memory"]),
                                        ("bspline", []), ("relu", []), ("psa", []), ("none", []),
-                                       ("lerp_psa", ["--op-only"]), ("deepsplines", ["--op-only"])])
+                                       ("lerp_psa", ["--op-only"]), ("deepsplines", ["--op-only"]),
+                                       ("lerp_psa", ["--op-only", "--compile"])])
 def test_timing_script_reports(act, extra, capsys):
     if act == "deepsplines":
-        pytest.importorskip("deepsplines")
+        need_module("deepsplines", "pip install deepsplines==1.0.0")
     import kernel_time_mes
     assert kernel_time_mes.main([act, *SMALL, *extra]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -25,6 +28,7 @@ def test_timing_script_reports(act, extra, capsys):
     assert r["median_ms"] > 0 and r["std_ms"] >= 0 and "peak_mb" in r
     if act == "lerp_psa" and "--impl" in extra:
         assert r["impl"] == "reference" and r["save_memory"] is False
+    assert r["compile"] is ("--compile" in extra)
 
 
 def test_timing_script_refuses_missing_cuda(capsys):

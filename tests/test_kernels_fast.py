@@ -9,7 +9,9 @@ import pytest
 import torch
 
 import kernels
-from kernels import lerp_cpu
+from kernels import registry
+from kernels.backends import cpu as cpu_backend
+from tests.oracles import need_module
 
 SHAPES = [(1, 1), (7, 13), (129, 96), (3, 5, 200)]
 GRIDS = [33, 64, 128]
@@ -19,11 +21,19 @@ TOLS = [(torch.float32, 1e-5, 1e-5), (torch.float64, 1e-12, 1e-12)]
 
 def impls():
     out = [pytest.param("cpu", marks=pytest.mark.skipif(
-        not lerp_cpu.available(), reason="no C compiler: the CPU kernel could not be built"))]
+        not cpu_backend.available(), reason="no C compiler: the CPU kernel could not be built"))]
     interp = os.environ.get("TRITON_INTERPRET") == "1"
     out.append(pytest.param("triton", marks=pytest.mark.skipif(
         not (interp or torch.cuda.is_available()), reason="needs CUDA or TRITON_INTERPRET=1")))
     return out
+
+
+def impl_dtypes(tols):
+    """(impl, dtype, atol, rtol) for every impl and the dtypes it computes in: fp64 only
+    where the backend computes in fp64 (registry field ``fp64``; not Triton)."""
+    return [pytest.param(p.values[0], *t, marks=p.marks, id=f"{p.values[0]}-{t[0]}".replace("torch.", ""))
+            for p in impls() for t in tols
+            if t[0] != torch.float64 or registry.BY_NAME[p.values[0]].fp64]
 
 
 def device_for(impl):
@@ -32,25 +42,23 @@ def device_for(impl):
     return "cpu"
 
 
-def run(op, impl, x, params, R, g, save_memory=False):
+def run(op, impl, x, params, R, g):
     x = x.detach().clone().requires_grad_()
     p = params.detach().clone().requires_grad_()
     fn = kernels.lerp if op == "lerp" else kernels.bspline
-    y = fn(x, p, R, impl=impl, save_memory=save_memory)
+    y = fn(x, p, R, impl=impl)
     gx, gp = torch.autograd.grad(y, (x, p), g)
     return y, gx, gp
 
 
-def check(op, impl, shape, G, dtype, atol, rtol, save_memory=False, spread=14.0):
+def check(op, impl, shape, G, dtype, atol, rtol, spread=14.0):
     dev = device_for(impl)
-    if dtype == torch.float64 and impl == "triton":
-        pytest.skip("Triton kernels compute in fp32; fp64 is served by the CPU and reference paths")
     F_ = shape[-1]
     x = (torch.rand(shape, dtype=dtype, device=dev) - 0.5) * spread  # inside and far outside
     params = torch.randn(F_, G, dtype=dtype, device=dev)
     g = torch.randn(shape, dtype=dtype, device=dev)
     ref = run(op, "reference", x, params, 4.0, g)
-    out = run(op, impl, x, params, 4.0, g, save_memory)
+    out = run(op, impl, x, params, 4.0, g)
     assert out[0].dtype == dtype and out[1].dtype == dtype and out[2].dtype == dtype
     torch.testing.assert_close(out[0], ref[0], atol=atol, rtol=rtol, msg="output")
     torch.testing.assert_close(out[1], ref[1], atol=atol, rtol=rtol, msg="input grad")
@@ -59,16 +67,14 @@ def check(op, impl, shape, G, dtype, atol, rtol, save_memory=False, spread=14.0)
                                msg="table grad")
 
 
-@pytest.mark.parametrize("impl", impls())
-@pytest.mark.parametrize("dtype,atol,rtol", TOLS)
+@pytest.mark.parametrize("impl,dtype,atol,rtol", impl_dtypes(TOLS))
 @pytest.mark.parametrize("G", GRIDS)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_lerp_fast_matches_reference(impl, shape, G, dtype, atol, rtol):
     check("lerp", impl, shape, G, dtype, atol, rtol)
 
 
-@pytest.mark.parametrize("impl", impls())
-@pytest.mark.parametrize("dtype,atol,rtol", TOLS)
+@pytest.mark.parametrize("impl,dtype,atol,rtol", impl_dtypes(TOLS))
 @pytest.mark.parametrize("K", [3, 33, 65])
 @pytest.mark.parametrize("shape", [(1, 1), (7, 13), (129, 96)])
 def test_bspline_fast_matches_reference(impl, shape, K, dtype, atol, rtol):
@@ -79,7 +85,7 @@ def test_bspline_fast_matches_reference(impl, shape, K, dtype, atol, rtol):
 
 @pytest.mark.parametrize("impl", impls())
 def test_bspline_fast_matches_deepsplines(impl):
-    ds = pytest.importorskip("deepsplines.ds_modules.dsnn")
+    ds = need_module("deepsplines.ds_modules.dsnn", "pip install deepsplines==1.0.0")
     dev = device_for(impl)
     F_ = 24
     ref = ds.DeepBSpline("fc", F_, size=65, range_=4, init="leaky_relu")
@@ -125,29 +131,77 @@ def test_table_gradient_is_deterministic(impl):
 
 
 @pytest.mark.parametrize("impl", impls())
-def test_save_memory_and_partial_grads(impl):
+@pytest.mark.parametrize("op", ["lerp", "bspline"])
+def test_partial_grads(impl, op):
+    # Only the table needs a gradient, then only x: each alone matches the reference.
     dev = device_for(impl)
     x = (torch.rand(17, 9, device=dev) - 0.5) * 10
-    table = torch.randn(9, 64, device=dev, requires_grad=True)
-    y = kernels.lerp(x, table, 4.0, impl=impl, save_memory=True)  # x needs no grad
-    (gt,) = torch.autograd.grad(y.sum(), table)
-    ref = run("lerp", "reference", x, table, 4.0, torch.ones_like(x))[2]
-    torch.testing.assert_close(gt, ref, atol=1e-5, rtol=1e-5)
+    table = torch.randn(9, 65, device=dev)
+    fn = kernels.lerp if op == "lerp" else kernels.bspline
+    ref = run(op, "reference", x, table, 4.0, torch.ones_like(x))
+    t = table.clone().requires_grad_()
+    (gt,) = torch.autograd.grad(fn(x, t, 4.0, impl=impl).sum(), t)
+    torch.testing.assert_close(gt, ref[2], atol=1e-5, rtol=1e-5)
+    xr = x.clone().requires_grad_()
+    (gx,) = torch.autograd.grad(fn(xr, table, 4.0, impl=impl).sum(), xr)
+    torch.testing.assert_close(gx, ref[1], atol=1e-5, rtol=1e-5)
+
+
+def test_save_memory_is_accepted_and_changes_nothing():
+    x = (torch.rand(17, 9) - 0.5) * 10
+    table = torch.randn(9, 64)
+    g = torch.randn(17, 9)
+    for impl in ["reference"] + (["cpu"] if cpu_backend.available() else []):
+        a = [kernels.lerp(x, table, 4.0, impl=impl, save_memory=sm) for sm in (False, True)]
+        assert torch.equal(a[0], a[1])
+    assert run("lerp", "reference", x, table, 4.0, g)[2].shape == table.shape
 
 
 def test_auto_picks_fast_cpu_path():
     x = torch.randn(2, 3)
-    expected = "cpu" if lerp_cpu.available() else "reference"
+    expected = "cpu" if cpu_backend.available() else "reference"
     assert kernels.resolve_impl("lerp", "auto", x) == expected
 
 
 def test_cpu_kernel_falls_back_with_warning_without_compiler(monkeypatch):
-    monkeypatch.setattr(lerp_cpu, "_lib", None)
-    monkeypatch.setattr(lerp_cpu, "_failed", None)
+    monkeypatch.setattr(cpu_backend, "_lib", None)
+    monkeypatch.setattr(cpu_backend, "_failed", None)
+    monkeypatch.setattr(registry, "_warned", set())
     monkeypatch.setenv("CC", "/nonexistent/cc")
     monkeypatch.setenv("LERP_CPU_CACHE", "/tmp/lerp-cpu-test-empty-cache")
     with pytest.warns(RuntimeWarning, match="using the slower reference path"):
         assert kernels.resolve_impl("lerp", "auto", torch.randn(2, 3)) == "reference"
+    # An explicit impl='cpu' falls back the same way (the registry's fallback field).
+    assert kernels.resolve_impl("lerp", "cpu", torch.randn(2, 3)) == "reference"
+
+
+def test_registry_is_data_and_dispatch_follows_it():
+    names = [b.name for b in registry.BACKENDS]
+    assert set(names) == {"reference", "cpu", "triton"} and kernels.IMPLS == tuple(names)
+    assert kernels.available_impls() == ["auto", *names]
+    for b in registry.BACKENDS:
+        mod = b.load()
+        for op in ("lerp", "bspline", "psa_table"):
+            for part in ("forward", "backward"):
+                assert callable(getattr(mod, f"{op}_{part}")), (b.name, op, part)
+    with pytest.raises(kernels.KernelArgumentError, match="does not run on meta tensors"):
+        kernels.resolve_impl("lerp", "cpu", torch.empty(2, 3, device="meta"))
+    assert kernels.resolve_impl("lerp", "auto", torch.empty(2, 3, device="meta")) == "reference"
+
+
+def test_triton_fp64_inputs_compute_in_fp32():
+    # Triton computes in fp32 for every dtype: fp64 in, fp64 out, fp32 accuracy.
+    if not (os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available()):
+        pytest.skip("needs CUDA or TRITON_INTERPRET=1")
+    dev = device_for("triton")
+    x = (torch.rand(33, 20, dtype=torch.float64, device=dev) - 0.5) * 12
+    table = torch.randn(20, 64, dtype=torch.float64, device=dev)
+    g = torch.randn(33, 20, dtype=torch.float64, device=dev)
+    out = run("lerp", "triton", x, table, 4.0, g)
+    ref = run("lerp", "reference", x, table, 4.0, g)
+    assert all(t.dtype == torch.float64 for t in out)
+    for a, b in zip(out, ref):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-5)
 
 
 def test_lerp_psa_module_same_on_every_impl():
@@ -157,7 +211,7 @@ def test_lerp_psa_module_same_on_every_impl():
     x = (torch.rand(11, 20) - 0.5) * 12
     results = {}
     for impl in ["reference", "cpu", "triton"]:
-        if impl == "cpu" and not lerp_cpu.available():
+        if impl == "cpu" and not cpu_backend.available():
             continue
         if impl == "triton" and os.environ.get("TRITON_INTERPRET") != "1":
             continue
@@ -201,12 +255,10 @@ def test_gpu_realistic(op, dtype, atol, rtol):
 PSA_PARAMS = ("v_weight", "q_weight", "q_bias", "o_weight", "o_bias")
 
 
-@pytest.mark.parametrize("impl", impls())
-@pytest.mark.parametrize("dtype,atol,rtol", [(torch.float32, 2e-5, 1e-5), (torch.float64, 1e-10, 1e-10)])
-@pytest.mark.parametrize("F_,E,G", [(1, 1, 2), (13, 8, 33), (96, 8, 64), (37, 5, 128)])
+@pytest.mark.parametrize("impl,dtype,atol,rtol",
+                         impl_dtypes([(torch.float32, 2e-5, 1e-5), (torch.float64, 1e-10, 1e-10)]))
+@pytest.mark.parametrize("F_,E,G", [(1, 1, 2), (13, 8, 33), (96, 8, 64), (37, 5, 128), (3, 70, 16)])
 def test_psa_table_matches_reference(impl, F_, E, G, dtype, atol, rtol):
-    if dtype == torch.float64 and impl == "triton":
-        pytest.skip("Triton kernels compute in fp32")
     dev = device_for(impl)
     torch.manual_seed(F_ + E + G)
     ps = [torch.randn(F_, E, dtype=dtype, device=dev) * 3, torch.randn(F_, E, dtype=dtype, device=dev),

@@ -1,19 +1,21 @@
-"""Reference kernels against independent formulations.
+"""The reference backend (``impl='reference'``) against independent formulations.
 
-LERP: plain autograd of the SPEC section 4 formula (gather + fraction).
+LERP: plain autograd of the docs/METHOD.md section 4 formula (gather + fraction).
 B-spline: the ``deepsplines`` package (DeepBSpline 'fc'), and plain autograd.
+PSA table: plain autograd of the docs/METHOD.md section 3 formula written here.
 """
 import pytest
 import torch
 
 import kernels
+from tests.oracles import need_module
 
 SHAPES = [(1, 1), (7, 13), (129, 96), (3, 5, 200)]
 TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-10, rtol=1e-10)}
 
 
 def lerp_formula(x, table, R):
-    """SPEC section 4 written directly with differentiable torch ops."""
+    """docs/METHOD.md section 4 written directly with differentiable torch ops."""
     F_, G = table.shape
     u = (x + R) / (2 * R / (G - 1))  # rounding as the authors (see lerp_index)
     j = torch.floor(u.detach()).clamp(0, G - 2)
@@ -36,12 +38,11 @@ def make_inputs(shape, G, dtype, device, spread=12.0):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("G", [33, 64, 128])
-@pytest.mark.parametrize("save_memory", [False, True])
-def test_lerp_reference_matches_formula(shape, G, dtype, save_memory, device):
+def test_lerp_reference_matches_formula(shape, G, dtype, device):
     R = 4.0
     x, table = make_inputs(shape, G, dtype, device)
     g = torch.randn(shape, dtype=dtype, device=device)
-    y = kernels.lerp(x, table, R, impl="reference", save_memory=save_memory)
+    y = kernels.lerp(x, table, R, impl="reference")
     gx, gt = torch.autograd.grad(y, (x, table), g)
     x2, t2 = x.detach().clone().requires_grad_(), table.detach().clone().requires_grad_()
     y2 = lerp_formula(x2, t2, R)
@@ -52,11 +53,12 @@ def test_lerp_reference_matches_formula(shape, G, dtype, save_memory, device):
     torch.testing.assert_close(gt, gt2, **TOL[dtype], msg="table grad")
 
 
-def test_lerp_extrapolates_linearly_outside_grid():
+@pytest.mark.parametrize("impl", ["reference", "auto"])
+def test_lerp_extrapolates_linearly_outside_grid(impl):
     R, G = 4.0, 64
     table = torch.randn(3, G, dtype=torch.float64)
     x = torch.tensor([[-50.0, 7.3, -4.0]], dtype=torch.float64)
-    y = kernels.lerp(x, table, R)
+    y = kernels.lerp(x, table, R, impl=impl)
     h = 2 * R / (G - 1)
     left = table[0, 0] + (-50.0 + R) / h * (table[0, 1] - table[0, 0])
     right = table[1, G - 2] + ((7.3 + R) / h - (G - 2)) * (table[1, G - 1] - table[1, G - 2])
@@ -67,9 +69,7 @@ def test_lerp_extrapolates_linearly_outside_grid():
 
 def test_lerp_gradcheck_float64():
     x, table = make_inputs((5, 7), 16, torch.float64, "cpu", spread=11.0)
-    for sm in (False, True):
-        assert torch.autograd.gradcheck(
-            lambda a, b: kernels.lerp(a, b, 4.0, impl="reference", save_memory=sm), (x, table))
+    assert torch.autograd.gradcheck(lambda a, b: kernels.lerp(a, b, 4.0, impl="reference"), (x, table))
 
 
 def test_lerp_rejects_bad_shapes():
@@ -82,7 +82,7 @@ def test_lerp_rejects_bad_shapes():
 # --- B-spline -----------------------------------------------------------------------------
 
 def deepspline(F_, coefficients):
-    ds = pytest.importorskip("deepsplines.ds_modules.dsnn")
+    ds = need_module("deepsplines.ds_modules.dsnn", "pip install deepsplines==1.0.0")
     ref = ds.DeepBSpline("fc", F_, size=65, range_=4, init="leaky_relu")
     with torch.no_grad():
         ref.coefficients_vect.copy_(coefficients.reshape(-1))
@@ -90,11 +90,10 @@ def deepspline(F_, coefficients):
 
 
 @pytest.mark.parametrize("F_", [1, 13, 96])
-@pytest.mark.parametrize("save_memory", [False, True])
-def test_bspline_reference_matches_deepsplines(F_, save_memory):
+def test_bspline_reference_matches_deepsplines(F_):
     from activations import BSpline
     torch.manual_seed(F_)
-    ours = BSpline(F_, size=65, range_=4.0, save_memory=save_memory)
+    ours = BSpline(F_, size=65, range_=4.0, impl="reference")
     with torch.no_grad():
         ours.coefficients.add_(0.3 * torch.randn_like(ours.coefficients))
     ref = deepspline(F_, ours.coefficients.detach())
@@ -116,13 +115,13 @@ def test_bspline_reference_matches_deepsplines(F_, save_memory):
 
 def test_bspline_default_init_is_leaky_relu():
     from activations import BSpline
-    m = BSpline(4)
+    m = BSpline(4, impl="reference")
     x = torch.linspace(-3.9, 3.9, 41).unsqueeze(1).expand(-1, 4)
     torch.testing.assert_close(m(x), torch.nn.functional.leaky_relu(x, 0.01), atol=1e-6, rtol=0)
 
 
 def bspline_formula(x, c, range_):
-    """SPEC section 5 written directly with differentiable torch ops."""
+    """docs/METHOD.md section 5 written directly with differentiable torch ops."""
     F_, K = c.shape
     D = 2 * range_ / (K - 1)
     half = K // 2
@@ -159,11 +158,41 @@ def test_bspline_reference_matches_formula(shape, K, dtype):
 def test_bspline_gradcheck_float64():
     x = ((torch.rand(6, 5, dtype=torch.float64) - 0.5) * 12).requires_grad_()
     c = torch.randn(5, 9, dtype=torch.float64, requires_grad=True)
-    for sm in (False, True):
-        assert torch.autograd.gradcheck(
-            lambda a, b: kernels.bspline(a, b, 4.0, impl="reference", save_memory=sm), (x, c))
+    assert torch.autograd.gradcheck(lambda a, b: kernels.bspline(a, b, 4.0, impl="reference"), (x, c))
 
 
 def test_bspline_rejects_even_size():
     with pytest.raises(ValueError, match="odd"):
         kernels.bspline(torch.randn(2, 3), torch.randn(3, 8), 4.0)
+
+
+# --- PSA table ----------------------------------------------------------------------------
+
+def psa_table_formula(v, w, b, o, c, eps, grid):
+    """docs/METHOD.md section 3 at the grid points, expert by expert, plain autograd."""
+    t = grid[None, :]                                            # (1, G)
+    qs = [-(t - b[:, k:k + 1]) ** 2 / (w[:, k:k + 1] ** 2 + eps) for k in range(v.shape[1])]
+    top = torch.stack(qs).amax(0)
+    ws = [torch.exp(q - top) for q in qs]
+    mix = sum(wk * v[:, k:k + 1] * t for k, wk in enumerate(ws)) / sum(ws)
+    return o[:, None] * mix + c[:, None]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("F_,E,G", [(1, 1, 2), (13, 8, 33), (5, 3, 64)])
+def test_psa_table_reference_matches_formula(F_, E, G, dtype):
+    torch.manual_seed(F_ * E)
+    ps = [torch.randn(F_, E, dtype=dtype) * 3, torch.randn(F_, E, dtype=dtype),
+          torch.rand(F_, E, dtype=dtype) * 4 - 2, torch.randn(F_, dtype=dtype), torch.randn(F_, dtype=dtype)]
+    grid = torch.linspace(-4, 4, G, dtype=dtype)
+    g = torch.randn(F_, G, dtype=dtype)
+    outs = []
+    for fn in (lambda *p: kernels.psa_table(*p, 0.7, grid, impl="reference"),
+               lambda *p: psa_table_formula(*p, 0.7, grid)):
+        leaves = [p.clone().requires_grad_() for p in ps]
+        t = fn(*leaves)
+        outs.append([t] + list(torch.autograd.grad(t, leaves, g)))
+    tol = TOL[dtype] if dtype == torch.float64 else dict(atol=2e-5, rtol=1e-5)
+    for name, a, b in zip(("table", "v", "w", "b", "o", "c"), *outs):
+        scale = b.abs().max().item() + 1.0
+        torch.testing.assert_close(a, b, atol=tol["atol"] * scale, rtol=tol["rtol"], msg=name)

@@ -8,12 +8,26 @@
  *   j    = clamp(floor(u), 0, g - 2),  frac = u - j  (unclamped: edge segments extrapolate)
  *   y    = T[j] + frac * (T[j + 1] - T[j])
  *
+ * Backward, for an upstream gradient gy:
+ *   grad_x = (T[j + 1] - T[j]) / step * gy,  dT[j] += (1 - frac) gy,  dT[j + 1] += frac gy.
+ *
+ * Arguments of lerp_forward_* / lerp_backward_*:
+ *   x        (n, f) inputs, row-major, contiguous
+ *   table    (f, g) per-feature tables (or B-spline coefficients), contiguous
+ *   y        (n, f) output (forward)
+ *   grad_y   (n, f) upstream gradient (backward)
+ *   grad_x   (n, f) input gradient, or NULL when not needed
+ *   grad_table (f, g) table gradient, or NULL when not needed
+ *   n, f, g  rows, features, grid points (f * g < 2^31, checked in Python)
+ *   range    R > 0: the grid spans [-R, R]
+ *   threads  OpenMP threads (torch.get_num_threads())
+ *
  * Forward is parallel over rows. Backward is parallel over blocks of
  * features: each table row is accumulated by exactly one thread, in row
  * order, in double precision, so the table gradient is bit-reproducible
  * whatever the thread count.
  *
- * Built at first use by kernels/lerp_cpu.py (cc -O3 -fopenmp) and called
+ * Built at first use by kernels/backends/cpu.py (cc -O3 -fopenmp) and called
  * through ctypes; no Python or torch headers are needed.
  */
 #include <math.h>
@@ -111,64 +125,65 @@ DEFINE_LERP(float, f32, floorf)
 DEFINE_LERP(double, f64, floor)
 
 /*
- * PSA lookup table (SPEC sections 3-4) and its backward, one feature per
- * iteration (parallel over features):
- *   q_k = (t - b_k)^2 / den_k,  den_k = w_k^2 + eps,  a = softmax(-q),
- *   s = sum_k a_k v_k t,  T[j] = o * s + c.
- * The forward stores a (f, g, e) and s (f, g) so that the backward needs no
- * exponentials. Backward, for an upstream gradient G[j] on T[j]:
- *   dc += G, do += G s, dv_k += G o a_k t,
+ * PSA lookup table (docs/METHOD.md sections 3 and 4) and its backward, one
+ * feature per iteration (parallel over features). For feature i, grid point t:
+ *   den_k = w_k^2 + eps,  q_k = (t - b_k)^2 / den_k,  a = softmax_k(-q),
+ *   s = sum_k a_k v_k t,  T[j] = o s + c.
+ * Backward, for an upstream gradient G[j] on T[j], summed over j:
+ *   dc += G,  do += G s,  dv_k += G o a_k t,
  *   with r_k = G o a_k (v_k t - s):  db_k += r_k 2 (t - b_k) / den_k,
  *                                    dw_k += r_k 2 w_k (t - b_k)^2 / den_k^2.
- * Accumulation in double; e <= PSA_MAX_EXPERTS.
+ * The backward recomputes a and s (nothing but the parameters is saved) and
+ * accumulates in double. Arguments: v, w, b (f, e) row-major; o, c (f);
+ * eps > 0; grid (g); table, gtab (f, g); gv, gw, gb (f, e); go, gc (f).
  */
-#define PSA_MAX_EXPERTS 64
-
 #define DEFINE_PSA(T, SUF, EXP)                                                      \
-int psa_table_forward_##SUF(const T *v, const T *w, const T *b, const T *o,         \
-                            const T *c, double eps, const T *grid, T *table,        \
-                            T *a_out, T *s_out, int64_t f, int64_t e, int64_t g,    \
-                            int threads) {                                          \
-    if (e > PSA_MAX_EXPERTS) return 1;                                               \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
-    for (int64_t i = 0; i < f; ++i) {                                                \
-        T den[PSA_MAX_EXPERTS];                                                      \
-        const T *vi = v + i * e, *wi = w + i * e, *bi = b + i * e;                   \
-        for (int64_t k = 0; k < e; ++k) den[k] = wi[k] * wi[k] + (T)eps;             \
-        for (int64_t j = 0; j < g; ++j) {                                            \
-            const T t = grid[j];                                                     \
-            T *a = a_out + (i * g + j) * e;                                          \
-            T m = -INFINITY, z = 0, sum = 0;                                         \
-            for (int64_t k = 0; k < e; ++k) {                                        \
-                T d = t - bi[k];                                                     \
-                a[k] = -(d * d) / den[k];                                            \
-                m = a[k] > m ? a[k] : m;                                             \
-            }                                                                        \
-            for (int64_t k = 0; k < e; ++k) { a[k] = EXP(a[k] - m); z += a[k]; }     \
-            for (int64_t k = 0; k < e; ++k) { a[k] /= z; sum += a[k] * vi[k] * t; }  \
-            s_out[i * g + j] = sum;                                                  \
-            table[i * g + j] = o[i] * sum + c[i];                                    \
-        }                                                                            \
+static void psa_softmax_##SUF(const T *vi, const T *bi, const T *den, T t,          \
+                              int64_t e, T *a, T *s_out) {                          \
+    T m = -INFINITY, z = 0, sum = 0;                                                 \
+    for (int64_t k = 0; k < e; ++k) {                                                \
+        T d = t - bi[k];                                                             \
+        a[k] = -(d * d) / den[k];                                                    \
+        m = a[k] > m ? a[k] : m;                                                     \
     }                                                                                \
-    return 0;                                                                        \
+    for (int64_t k = 0; k < e; ++k) { a[k] = EXP(a[k] - m); z += a[k]; }             \
+    for (int64_t k = 0; k < e; ++k) { a[k] /= z; sum += a[k] * vi[k] * t; }          \
+    *s_out = sum;                                                                    \
 }                                                                                    \
                                                                                      \
-int psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,        \
-                             double eps, const T *grid, const T *a_all,             \
-                             const T *s_all, const T *gtab,                         \
-                             T *gv, T *gw, T *gb, T *go, T *gc,                     \
+void psa_table_forward_##SUF(const T *v, const T *w, const T *b, const T *o,        \
+                             const T *c, double eps, const T *grid, T *table,       \
                              int64_t f, int64_t e, int64_t g, int threads) {        \
-    if (e > PSA_MAX_EXPERTS) return 1;                                               \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
     for (int64_t i = 0; i < f; ++i) {                                                \
-        T den[PSA_MAX_EXPERTS];                                                      \
-        double av[PSA_MAX_EXPERTS] = {0}, aw[PSA_MAX_EXPERTS] = {0};                 \
-        double ab[PSA_MAX_EXPERTS] = {0}, ao = 0, ac = 0;                            \
+        T den[e], a[e];                                                              \
         const T *vi = v + i * e, *wi = w + i * e, *bi = b + i * e;                   \
         for (int64_t k = 0; k < e; ++k) den[k] = wi[k] * wi[k] + (T)eps;             \
         for (int64_t j = 0; j < g; ++j) {                                            \
-            const T t = grid[j], G = gtab[i * g + j], s = s_all[i * g + j];          \
-            const T *a = a_all + (i * g + j) * e;                                    \
+            T s;                                                                     \
+            psa_softmax_##SUF(vi, bi, den, grid[j], e, a, &s);                       \
+            table[i * g + j] = o[i] * s + c[i];                                      \
+        }                                                                            \
+    }                                                                                \
+}                                                                                    \
+                                                                                     \
+void psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,       \
+                              double eps, const T *grid, const T *gtab,             \
+                              T *gv, T *gw, T *gb, T *go, T *gc,                    \
+                              int64_t f, int64_t e, int64_t g, int threads) {       \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
+    for (int64_t i = 0; i < f; ++i) {                                                \
+        T den[e], a[e];                                                              \
+        double av[e], aw[e], ab[e], ao = 0, ac = 0;                                  \
+        const T *vi = v + i * e, *wi = w + i * e, *bi = b + i * e;                   \
+        for (int64_t k = 0; k < e; ++k) {                                            \
+            den[k] = wi[k] * wi[k] + (T)eps;                                         \
+            av[k] = aw[k] = ab[k] = 0;                                               \
+        }                                                                            \
+        for (int64_t j = 0; j < g; ++j) {                                            \
+            const T t = grid[j], G = gtab[i * g + j];                                \
+            T s;                                                                     \
+            psa_softmax_##SUF(vi, bi, den, t, e, a, &s);                             \
             const T go_ = G * o[i];                                                  \
             ac += G;                                                                 \
             ao += (double)(G * s);                                                   \
@@ -186,7 +201,6 @@ int psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,    
         go[i] = (T)ao;                                                               \
         gc[i] = (T)ac;                                                               \
     }                                                                                \
-    return 0;                                                                        \
 }
 
 DEFINE_PSA(float, f32, expf)
