@@ -40,8 +40,9 @@ class Mutation:
     path: str          # file, relative to the repository root
     old: str           # exact text, must occur exactly once
     new: str
-    tests: tuple       # pytest arguments: test files, or file::test node ids
+    tests: tuple       # test files (or file::test node ids) that must catch it
     what: str          # the bug, in words
+    k: str = ""        # pytest -k expression selecting the tests of those files that matter
 
     def __post_init__(self):
         if self.old == self.new:
@@ -49,35 +50,143 @@ class Mutation:
 
 
 M = Mutation
+KREF, KFAST = "tests/test_kernels_reference.py", "tests/test_kernels_fast.py"
 MUTATIONS = [
     # ---------------------------------------------------------------- reference kernels
-    M("lerp-ref-frac-clamp", "kernels/lerp_reference.py",
-      "    frac = u - j\n    return j.long(), frac",
-      "    frac = (u - j).clamp(0, 1)\n    return j.long(), frac",
-      ("tests/test_kernels_reference.py",),
-      "reference LERP clamps the fraction: no edge extrapolation"),
-    M("lerp-ref-grad-x-scale", "kernels/lerp_reference.py",
-      "slope = (t[idx + 1] - t[idx]) * ((G - 1) / (2.0 * ctx.grid_range))",
-      "slope = (t[idx + 1] - t[idx]) * (G / (2.0 * ctx.grid_range))",
-      ("tests/test_kernels_reference.py",),
-      "reference LERP input gradient uses G instead of G - 1"),
-    M("lerp-ref-grad-table-swap", "kernels/lerp_reference.py",
-      "acc.index_add_(0, flat_idx, ((1.0 - frac) * g).reshape(-1))",
-      "acc.index_add_(0, flat_idx, (frac * g).reshape(-1))",
-      ("tests/test_kernels_reference.py",),
-      "reference LERP table gradient: left weight frac instead of 1 - frac"),
+    M("ref-lerp-frac-clamped", "kernels/backends/reference.py",
+      "    return j.long(), u - j\n\n\ndef _flat_index",
+      "    return j.long(), (u - j).clamp(0, 1)\n\n\ndef _flat_index",
+      (KREF,), "LERP clamps the fraction: no extrapolation past the grid", k="lerp"),
+    M("ref-lerp-grad-x-step", "kernels/backends/reference.py",
+      "gx = ((t[idx + 1] - t[idx]) / grid_step(G, grid_range) * g).to(x.dtype)",
+      "gx = ((t[idx + 1] - t[idx]) * grid_step(G, grid_range) * g).to(x.dtype)",
+      (KREF,), "LERP input gradient multiplies by the step instead of dividing", k="lerp"),
+    M("ref-scatter-weights-swapped", "kernels/backends/reference.py",
+      "acc.index_add_(0, flat, ((1.0 - frac) * g).reshape(-1))",
+      "acc.index_add_(0, flat, (frac * g).reshape(-1))",
+      (KREF,), "table/coefficient gradient: left weight frac instead of 1 - frac", k="lerp"),
+    M("ref-bspline-top-clamp", "kernels/backends/reference.py",
+      "    s = x.clamp(-half * spacing, (half - 1) * spacing) / spacing",
+      "    s = x.clamp(-half * spacing, half * spacing) / spacing",
+      ("tests/test_deepsplines_oracle.py",), "B-spline clamps at the last knot, not the one before",
+      k="reference"),
+    M("ref-bspline-extrap-grad-sign", "kernels/backends/reference.py",
+      "        acc[:, 0] -= gl",
+      "        acc[:, 0] += gl",
+      ("tests/test_deepsplines_oracle.py",), "B-spline left extrapolation: wrong sign in c[0]'s gradient",
+      k="reference"),
+    M("ref-tv2-no-abs", "kernels/backends/reference.py",
+      "return ((c[:, 2:] - 2.0 * c[:, 1:-1] + c[:, :-2]) / D).abs().sum()",
+      "return ((c[:, 2:] - 2.0 * c[:, 1:-1] + c[:, :-2]) / D).sum()",
+      ("tests/test_tv2.py",), "TV(2) without the absolute value"),
+    M("ref-psa-softmax-sign", "kernels/backends/reference.py",
+      "    a = torch.softmax(-q, dim=-1)",
+      "    a = torch.softmax(q, dim=-1)",
+      ("tests/test_activations.py",), "PSA: softmax of +q instead of -q", k="psa_matches_loop"),
+    M("ref-psa-table-grad-b", "kernels/backends/reference.py",
+      "    gb = (r * 2.0 * d / den).sum(1)",
+      "    gb = (r * d / den).sum(1)",
+      (KFAST,), "PSA table backward: the factor 2 of the centre gradient lost",
+      k="psa_table and reference"),
     # ---------------------------------------------------------------- C kernels
-    M("cpu-c-step", "kernels/csrc/lerp_cpu.c",
-      "    const T step = (T)(2.0 * range / (double)(g - 1));                               \\\n"
-      "    const T jmax = (T)(g - 2);                                                       \\\n"
-      "    _Pragma(\"omp parallel for schedule(static) num_threads(threads)\")               \\\n"
-      "    for (int64_t row = 0; row < n; ++row) {",
-      "    const T step = (T)(2.0 * range / (double)(g));                                   \\\n"
-      "    const T jmax = (T)(g - 2);                                                       \\\n"
-      "    _Pragma(\"omp parallel for schedule(static) num_threads(threads)\")               \\\n"
-      "    for (int64_t row = 0; row < n; ++row) {",
-      ("tests/test_kernels_fast.py",),
-      "C forward: grid step 2R/G instead of 2R/(G-1)"),
+    M("c-lerp-forward-frac", "kernels/csrc/lookup_cpu.c",
+      "yr[i] = left + fr[i] * (table[idx[i] + 1] - left);",
+      "yr[i] = left + fr[i] * (table[idx[i] + 1] - table[idx[i] - 1]);",
+      (KFAST,), "C forward interpolates towards the wrong neighbour", k="cpu and lerp"),
+    M("c-lerp-grad-x-step", "kernels/csrc/lookup_cpu.c",
+      "gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) / step * gr[i];",
+      "gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) * step * gr[i];",
+      (KFAST,), "C input gradient multiplies by the step", k="cpu and lerp"),
+    M("c-lerp-grad-table-right", "kernels/csrc/lookup_cpu.c",
+      "w1[i] = frac * gr[i];",
+      "w1[i] = ((T)1 - frac) * gr[i];",
+      (KFAST,), "C table gradient: right weight 1 - frac", k="cpu and lerp"),
+    M("c-psa-den-square", "kernels/csrc/lookup_cpu.c",
+      "for (int64_t k = 0; k < e; ++k) den[k] = wi[k] * wi[k] + (T)eps;",
+      "for (int64_t k = 0; k < e; ++k) den[k] = wi[k] + (T)eps;",
+      (KFAST,), "C PSA table forward: w instead of w^2 in the width", k="psa_table and cpu"),
+    M("c-psa-grad-b", "kernels/csrc/lookup_cpu.c",
+      "ab[k] += (double)(r * 2 * d / den[k]);",
+      "ab[k] += (double)(r * d / den[k]);",
+      (KFAST,), "C PSA table backward: factor 2 lost in the centre gradient", k="psa_table and cpu"),
+    # ---------------------------------------------------------------- Triton kernels
+    M("triton-segment-clamp", "kernels/backends/triton.py",
+      "j = tl.minimum(tl.maximum(tl.floor(u), 0.0), (G - 2).to(tl.float32))",
+      "j = tl.minimum(tl.maximum(tl.floor(u), 0.0), (G - 1).to(tl.float32))",
+      (KFAST,), "Triton segment clamped to G - 1: reads past a table row", k="triton and lerp"),
+    M("triton-grad-table-right", "kernels/backends/triton.py",
+      "            w_right = frac * gy",
+      "            w_right = (1.0 - frac) * gy",
+      (KFAST,), "Triton table gradient: right weight 1 - frac", k="triton and lerp"),
+    M("triton-psa-den", "kernels/backends/triton.py",
+      "q = -tl.div_rn(d * d, (wk * wk + eps)[:, None])",
+      "q = -tl.div_rn(d * d, (wk + eps)[:, None])",
+      (KFAST,), "Triton PSA table forward: w instead of w^2", k="psa_table and triton"),
+    M("triton-psa-grad-b", "kernels/backends/triton.py",
+      "gb = tl.sum(r * 2.0 * d / den, axis=1)",
+      "gb = tl.sum(r * d / den, axis=1)",
+      (KFAST,), "Triton PSA table backward: factor 2 lost", k="psa_table and triton"),
+    # ---------------------------------------------------------------- activations and the cache
+    M("cache-key-no-version", "activations/psa.py",
+      "tuple((p.data_ptr(), p._version, p.device, p.dtype)",
+      "tuple((p.data_ptr(), p.device, p.dtype)",
+      ("tests/test_eval_cache_oracle.py",), "eval cache ignores in-place edits (no version counter)"),
+    M("cache-key-no-epsilon", "activations/psa.py",
+      "self.o_weight, self.o_bias, self.epsilon))",
+      "self.o_weight, self.o_bias))",
+      ("tests/test_eval_cache_oracle.py",), "eval cache ignores epsilon", k="epsilon"),
+    M("bspline-init-slope", "activations/bspline.py",
+      "negative_slope=0.01",
+      "negative_slope=0.1",
+      (KREF,), "B-spline initialised to a leaky ReLU of slope 0.1", k="default_init"),
+    # ---------------------------------------------------------------- checkpoint loading
+    M("ckpt-shape-check-skipped", "models/checkpoint.py",
+      "        if k in own and tuple(own[k].shape) != tuple(v.shape):",
+      "        if False and k in own and tuple(own[k].shape) != tuple(v.shape):",
+      ("tests/test_checkpoint_checks.py",), "per-tensor shape check skipped", k="every_tensor_shape"),
+    M("ckpt-grid-range-loose", "models/checkpoint.py",
+      "if not torch.allclose(value.to(expect.dtype), expect, atol=1e-5, rtol=0):",
+      "if not torch.allclose(value.to(expect.dtype), expect, atol=1e-5, rtol=1.0):",
+      ("tests/test_checkpoint_checks.py",), "grid buffers compared with a 100 % tolerance",
+      k="grid_range"),
+    M("ckpt-settings-no-grid-range", "models/checkpoint.py",
+      'for key in ("expansion", "grid_size", "grid_range", "spline_size"):',
+      'for key in ("expansion", "grid_size", "spline_size"):',
+      ("tests/test_checkpoint_checks.py",), "grid range not among the compared settings",
+      k="grid_range"),
+    # ---------------------------------------------------------------- resume
+    M("resume-torch-rng-not-restored", "run_state.py",
+      '    torch.set_rng_state(state["torch"])',
+      '    pass  # torch.set_rng_state(state["torch"])',
+      ("tests/test_resume.py",), "resume does not restore torch's RNG", k="bit_identically"),
+    # ---------------------------------------------------------------- 8-bit LERP and RTL
+    M("lerp8-no-rounding", "fpga/lerp8.py",
+      "y = y0 + (((y1 - y0) * lo + (1 << (L - 1))) >> L)",
+      "y = y0 + (((y1 - y0) * lo) >> L)",
+      ("tests/test_fpga.py",), "8-bit LERP truncates instead of rounding half up",
+      k="lerp8_matches_scalar"),
+    M("rtl-rounding-line", "fpga/rtl/lerp_unit.v",
+      "wire signed [L+9:0] rounded = (s3_prod + half) >>> L;",
+      "wire signed [L+9:0] rounded = s3_prod >>> L;",
+      ("tests/test_fpga.py",), "RTL: the rounding constant dropped (truncation)",
+      k="rtl_exhaustive"),
+    M("rtl-address-line", "fpga/rtl/lerp_unit.v",
+      "rd_addr_b <= in_base + {{(AW-M){1'b0}}, hi} + {{(AW-1){1'b0}}, 1'b1};",
+      "rd_addr_b <= in_base + {{(AW-M){1'b0}}, hi};",
+      ("tests/test_fpga.py",), "RTL: second read address is hi, not hi + 1", k="rtl_exhaustive"),
+    # ---------------------------------------------------------------- INT8 primitives
+    M("int-rshift-truncates", "fpga/int_ops.py",
+      "    return (v + half) >> s",
+      "    return v >> s",
+      ("tests/test_int_ops.py",), "rshift without the rounding half", k="rshift"),
+    M("int-clip8-symmetric", "fpga/int_ops.py",
+      "INT8_MIN, INT8_MAX = -128, 127",
+      "INT8_MIN, INT8_MAX = -127, 127",
+      ("tests/test_int_ops.py",), "clip8 to [-127, 127]", k="clip8"),
+    M("int-add8-wraps", "fpga/int_ops.py",
+      'return np.clip(_as_int(a, "a") + _as_int(b, "b"), INT8_MIN, INT8_MAX).astype(np.int8)',
+      'return (_as_int(a, "a") + _as_int(b, "b")).astype(np.int8)',
+      ("tests/test_int_ops.py",), "add8 wraps around instead of saturating", k="add8"),
 ]
 
 
@@ -123,6 +232,8 @@ def run_mutant(scratch, m, env, timeout):
         with open(path, "w") as f:
             f.write(original.replace(m.old, m.new, 1))
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests]
+        if m.k:
+            cmd += ["-k", m.k]
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True,
@@ -174,6 +285,7 @@ def main(argv=None):
     t_start = time.time()
     jobs = max(1, min(args.jobs, len(muts)))
     scratches = [tempfile.mkdtemp(prefix="mutation_check_") for _ in range(jobs)]
+    scratches_extra = []
     rows, killed = {}, 0
     lock = threading.Lock()
     try:
@@ -183,18 +295,32 @@ def main(argv=None):
                      LERP_CPU_CACHE=os.path.join(scratch, ".cache", "lerp_cpu")) for scratch in scratches]
         for env in envs:
             env.pop("REPRO_STRICT_ORACLES", None)
+        baseline = {}
+        base_thread = None
         if not args.no_baseline:
-            # The unmutated tests must pass, or no mutant result means anything.
-            targets = sorted({t for m in muts for t in m.tests})
-            print(f"baseline: {len(targets)} test target(s) unmutated in {scratches[0]} ...", file=sys.stderr)
-            base = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *targets],
-                                  cwd=scratches[0], env=envs[0], capture_output=True, text=True)
-            if base.returncode != 0:
-                print(base.stdout[-3000:] + base.stderr[-2000:], file=sys.stderr)
-                print("mutation_check.py: error: the unmutated tests do not pass; fix them first",
-                      file=sys.stderr)
-                return 2
-            print(f"baseline passed ({time.time() - t_start:.0f} s)", file=sys.stderr)
+            # The unmutated selections must pass, or no mutant result means anything. Run
+            # alongside the mutants, in a copy of its own: every file, -k the union of the
+            # selections (a module's name selects all of it when a mutation has no -k).
+            base_dir = tempfile.mkdtemp(prefix="mutation_check_base_")
+            scratches_extra.append(base_dir)
+            make_scratch(ROOT, base_dir)
+            files = sorted({t for m in muts for t in m.tests})
+            keys = sorted({f"({m.k})" if m.k else os.path.splitext(os.path.basename(t))[0]
+                           for m in muts for t in m.tests})
+            cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *files,
+                   "-k", " or ".join(keys)]
+            benv = dict(envs[0], LERP_CPU_CACHE=os.path.join(base_dir, ".cache", "lerp_cpu"))
+
+            def run_base():
+                t0 = time.time()
+                proc = subprocess.run(cmd, cwd=base_dir, env=benv, capture_output=True, text=True)
+                baseline.update(rc=proc.returncode, out=proc.stdout + proc.stderr,
+                                secs=time.time() - t0)
+                print(f"baseline (unmutated): pytest exit {proc.returncode} "
+                      f"({time.time() - t0:.0f} s)", file=sys.stderr)
+
+            base_thread = threading.Thread(target=run_base)
+            base_thread.start()
         free = list(range(jobs))
         done = [0]
 
@@ -217,8 +343,15 @@ def main(argv=None):
 
         with ThreadPoolExecutor(jobs) as pool:
             list(pool.map(one, muts))
+        if base_thread is not None:
+            base_thread.join()
+            if baseline["rc"] != 0:
+                print(baseline["out"][-4000:], file=sys.stderr)
+                print("mutation_check.py: error: the unmutated tests do not pass, so the kills "
+                      "above mean nothing; fix the tests first", file=sys.stderr)
+                return 2
     finally:
-        for scratch in scratches:
+        for scratch in scratches + scratches_extra:
             if args.keep:
                 print(f"scratch copy kept: {scratch}", file=sys.stderr)
             else:
