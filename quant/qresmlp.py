@@ -12,8 +12,9 @@ so the value is bit-for-bit the integer model's and the gradients are those of t
 continuous surrogate (LSQ, Esser et al. 2019). Hence the acceptance property: the
 fake-quantised model's eval predictions equal the integer model's image for image.
 
-Quantisers (all steps learned):
-* activations: one step per tensor, initialised by calibration (abs-max / Qp);
+Quantisers (all steps learned, as their logarithms, with their own learning rate):
+* activations: one step per tensor, initialised by calibration (mean over the calibration
+  batches of the tensor's abs-max, / Qp);
 * weights: one step per output channel; the step actually used is forced to
   ``s_out * 2^-shift / s_in`` with ``shift = floor(log2(s_out / (s_in * s_w)))`` in 0..31,
   i.e. the power of two that the integer model's right shift realises;

@@ -4,7 +4,8 @@
 #   ./scripts/quickstart.sh               evaluate every shipped Fashion-MNIST checkpoint, print
 #                                         the accuracy table beside the paper's CIFAR-10 table and
 #                                         check it equals results.csv (and, when shipped, the seed
-#                                         checkpoints against results_seeds.csv); writes nothing
+#                                         checkpoints against results_seeds.csv), then re-run the
+#                                         three shipped INT8 integer models; writes nothing
 #   ./scripts/quickstart.sh --retrain     run the whole Fashion-MNIST training (scripts/run_fashion_mnist_repro.sh),
 #                                         writing output/fashion_mnist/resmlp_layers_4_h_4_embed_96/
 #   ./scripts/quickstart.sh --quick-train train ReLU and LERP-PSA (h = 0.25) for one epoch each and
@@ -40,5 +41,7 @@ else
   echo "==> evaluating the shipped Fashion-MNIST checkpoints (output/fashion_mnist/...)"
   # also re-evaluates the seed checkpoints when results_seeds.csv is shipped
   "$PY" scripts/collect_results.py --check
+  echo "==> re-running the shipped INT8 integer-only models (fpga.int_resmlp) on the test set"
+  "$PY" scripts/collect_int8_results.py --check
 fi
 echo "($(( $(date +%s) - start )) s)"

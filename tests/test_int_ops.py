@@ -162,3 +162,17 @@ def test_mean_pool():
              for c in range(5)] for n in range(2)]
     assert got.tolist() == want
     assert got[0, 0] == -128 and got[0, 1] == 127 and got[1, 2] == 1 and got[1, 3] == 0
+
+
+def test_blas_and_int64_dot_products_agree():
+    # the default float64-BLAS product is an exact integer dot product: compare with int64
+    rng = np.random.default_rng(4)
+    x = rng.integers(-128, 128, size=(3, 64, 192))
+    W = rng.integers(-128, 128, size=(96, 192))
+    x[0, 0] = -128
+    W[0] = -128                                   # the largest accumulator: 192 * 2^14
+    assert np.array_equal(ops.matmul_int(x, W), ops.matmul_int(x, W, int64_matmul=True))
+    assert int(ops.matmul_int(x, W)[0, 0, 0]) == 192 * 128 * 128
+    b = rng.integers(-128, 128, size=96)
+    s = rng.integers(0, 20, size=96)
+    assert np.array_equal(ops.linear(x, W, b, s), ops.linear(x, W, b, s, int64_matmul=True))

@@ -92,8 +92,8 @@ def test_fake_quant_equals_integer_model(act):
     assert list(tr) == list(trace)
     for k in tr:
         assert np.array_equal(tr[k], trace[k][5].to(torch.int8).numpy()), k
-    # not a degenerate model: predictions vary, activations are not all saturated
-    assert len(set(got.argmax(1).tolist())) > 1
+    # not a degenerate model: logits vary with the image, activations are not all saturated
+    assert len({tuple(r) for r in got.tolist()}) > 40
     assert (np.abs(tr["blocks.1.mlp.add"].astype(int)) < 127).mean() > 0.5
 
 
