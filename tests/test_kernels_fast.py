@@ -222,7 +222,9 @@ def test_lerp_psa_module_same_on_every_impl():
         results[impl] = [xi.grad] + [p.grad for p in m.parameters()]
     for impl, grads in results.items():
         for a, b in zip(grads, results["reference"]):
-            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=impl)
+            # fp32 sums of terms up to ~1e4 in another order: tolerance relative to the scale.
+            scale = b.abs().max().item() + 1.0
+            torch.testing.assert_close(a, b, atol=1e-5 * scale, rtol=1e-4, msg=impl)
 
 
 # --- GPU at realistic sizes -------------------------------------------------------------------
