@@ -12,14 +12,15 @@ prints a summary. The LAST line is one JSON object: images, mismatches (images w
 differ anywhere), mismatched_logits, ii_cycles (median clocks between the last logits of
 consecutive images over the second half of the run: the measured steady-state initiation
 interval), latency_cycles (first code of image 0 taken to its last logit out, empty
-pipeline), fps_at_200mhz, rtl_accuracy (against the labels), sim_images_per_s and the
-configuration.
+pipeline), fps_at_200mhz, rtl_accuracy (against the labels), sim_images_per_s (wall clock),
+sim_images_per_cpu_s and the configuration.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -83,6 +84,7 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, bubble: int = 
                f"images={n}", f"in_per_image={x.shape[1] * x.shape[2]}", f"out_per_image={K}",
                f"bubble={bubble}", f"stall={stall}", f"seed={seed}"]
         t0 = time.time()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 cwd=work)
         bar = None
@@ -101,6 +103,8 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, bubble: int = 
         if bar is not None:
             bar.close()
         wall = time.time() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
         if proc.returncode != 0:
             raise SimError("simulation failed: " + " | ".join((err or "".join(lines)).strip().splitlines()[-4:]))
         logits = np.fromfile(os.path.join(work, "out.bin"), dtype=np.int8)
@@ -109,7 +113,7 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, bubble: int = 
         timing = np.loadtxt(os.path.join(work, "timing.txt"), dtype=np.int64, ndmin=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"logits": logits.reshape(n, K), "timing": timing, "wall_s": wall}
+    return {"logits": logits.reshape(n, K), "timing": timing, "wall_s": wall, "cpu_s": cpu}
 
 
 def compare(params, meta, x, labels, sim: dict) -> dict:
@@ -131,6 +135,7 @@ def compare(params, meta, x, labels, sim: dict) -> dict:
         "total_cycles": int(timing[-1, 2]),
         "rtl_accuracy": float((got.argmax(1) == labels).mean()) if labels is not None else None,
         "sim_images_per_s": float(x.shape[0] / sim["wall_s"]) if sim["wall_s"] > 0 else None,
+        "sim_images_per_cpu_s": float(x.shape[0] / sim["cpu_s"]) if sim.get("cpu_s") else None,
         "config": {"act": meta["act"], "hidden": int(meta["hidden"]), **rtl_params(meta)},
     }
     if bad_img.any():
@@ -182,7 +187,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"initiation interval {res['ii_cycles']:.0f} cycles/image "
               f"({res['fps_at_200mhz']:.0f} images/s at 200 MHz), latency {res['latency_cycles']} cycles")
     print(f"RTL accuracy on these images {100 * res['rtl_accuracy']:.2f} %; Verilator "
-          f"{res['sim_images_per_s']:.1f} images/s")
+          f"{res['sim_images_per_s']:.1f} images/s ({res['sim_images_per_cpu_s'] or 0:.1f} per CPU second)")
     print(json.dumps(res))
     return 1 if res["mismatches"] else 0
 

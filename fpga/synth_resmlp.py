@@ -4,12 +4,13 @@
 
 Synthesises each distinct stage of ``rtl/resmlp_top.v`` on its own (the embed Linear for
 P = 16 and 48, one token mixer, the channel MLP of ReLU h = 2, ReLU h = 1 and LERP-PSA h = 1,
-the mean pool, the head) twice: Yosys' generic ``synth`` (memories kept as $mem cells, logic
-as generic gates) and ``synth_xilinx -family xcup`` (UltraScale+ LUT/FF/DSP48E2/RAMB). The
+the mean pool, the head) twice: the coarse part of Yosys' generic ``synth`` (word-level
+cells: $mul, $add/$alu, $dff, $mem, ...) and ``synth_xilinx -family xcup`` (UltraScale+
+LUT/FF/DSP48E2/RAMB). The
 ROMs are filled from ``--params`` or, by default, from a random model of the same shape. A
 configuration's totals are embed + DEPTH x (token mixer + channel MLP) + pool + head (the
-blocks differ only in their ROM contents). Yosys runs at low priority (nice 10) with a time
-limit per run; each stage's figures are written to ``<out>/<stage>.<flow>.json`` as soon as
+blocks differ only in their ROM contents). Yosys runs at low priority (``--nice``, 10) with a
+time limit per run; each stage's figures are written to ``<out>/<stage>.<flow>.json`` as soon as
 it finishes, and the summary table goes to ``<out>/summary.md`` and stdout.
 """
 from __future__ import annotations
@@ -86,21 +87,22 @@ def parse_stat(text: str) -> Dict[str, int]:
 
 
 def run_yosys(module: str, params: dict, hexdir: Optional[str], flow: str, timeout: int,
-              log_path: str) -> Dict[str, int]:
+              log_path: str, nice: int = 10) -> Dict[str, int]:
     sets = " ".join(f"-set {k} {v}" for k, v in params.items())
     if hexdir:
         sets += f' -set HEXDIR "{hexdir}"'
     files = " ".join(os.path.join(HERE, f) for f in RTL)
     if flow == "generic":
+        # Word-level generic cells (multipliers, adders, registers, memories): the coarse
+        # part of Yosys' synth; gate-level mapping of ~1 000 multipliers is too slow here.
         script = (f"read_verilog -defer {files}; chparam {sets} {module}; "
-                  f"synth -top {module} -flatten -run begin:fine; opt -fast -full; techmap; "
-                  f"opt -fast; abc -fast; opt_clean; stat")
+                  f"synth -top {module} -flatten -run begin:fine; stat -width")
     else:
         script = (f"read_verilog -defer {files}; chparam {sets} {module}; "
                   f"synth_xilinx -family xcup -top {module} -flatten; stat")
     t0 = time.time()
     try:
-        proc = subprocess.run(["nice", "-n", "10", "yosys", "-q", "-p", f"{script}; tee -o {log_path} stat"],
+        proc = subprocess.run(["nice", "-n", str(nice), "yosys", "-q", "-p", f"{script}; tee -o {log_path} stat"],
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timeout_s": timeout}
@@ -125,11 +127,12 @@ XILINX_GROUPS = {
 
 
 def summarise(res: Dict[str, Dict[str, Dict[str, int]]], depth: int) -> str:
-    lines = ["| stage | generic cells | $mem | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM | yosys s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| stage | generic cells | $macc/$mul | $mem | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM | yosys s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, flows in res.items():
         g, x = flows.get("generic", {}), flows.get("xilinx", {})
         row = [name, g.get("cells", "timeout" if "timeout_s" in g else "-"),
+               sum(v for k, v in g.items() if k.startswith(("$mul", "$macc"))),
                sum(v for k, v in g.items() if k.startswith("$mem"))]
         row += [XILINX_GROUPS[k](x) if x and "timeout_s" not in x else "-" for k in
                 ("LUT", "FF", "DSP", "BRAM36", "BRAM18", "LUTRAM")]
@@ -162,6 +165,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--stages", default=None, help="comma-separated subset of the stages")
     p.add_argument("--flows", default="generic,xilinx", help="generic, xilinx or both")
     p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--nice", type=int, default=10, help="niceness of the Yosys runs (10)")
     args = p.parse_args(argv)
     try:
         os.makedirs(args.out, exist_ok=True)
@@ -177,17 +181,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             for flow in args.flows.split(","):
                 path = os.path.join(args.out, f"{name}.{flow}.json")
                 if args.stages and name not in args.stages.split(","):
-                    if os.path.exists(path):
-                        res[name][flow] = json.load(open(path))
                     continue
                 hexdir = os.path.join(args.out, f"hex_{hexcfg}") if hexcfg else None
                 print(f"yosys {flow}: {name} ...", file=sys.stderr, flush=True)
                 cells = run_yosys(module, params, hexdir, flow, args.timeout,
-                                  os.path.join(args.out, f"{name}.{flow}.stat.txt"))
+                                  os.path.join(args.out, f"{name}.{flow}.stat.txt"), args.nice)
                 with open(path, "w") as f:
                     json.dump(cells, f)
                 res[name][flow] = cells
                 print(f"  {json.dumps(cells)}", file=sys.stderr, flush=True)
+        for name in todo:   # figures of earlier runs (other stages or flows)
+            for flow in ("generic", "xilinx"):
+                path = os.path.join(args.out, f"{name}.{flow}.json")
+                if flow not in res.get(name, {}) and os.path.exists(path):
+                    with open(path) as f:
+                        res.setdefault(name, {})[flow] = json.load(f)
         text = summarise(res, args.depth)
         with open(os.path.join(args.out, "summary.md"), "w") as f:
             f.write(text)
