@@ -155,10 +155,14 @@ MUTATIONS = [
       ("tests/test_checkpoint_checks.py",), "grid range not among the compared settings",
       k="grid_range"),
     # ---------------------------------------------------------------- resume
-    M("resume-torch-rng-not-restored", "run_state.py",
+    M("resume-torch-rng-not-restored", "training/session.py",
       '    torch.set_rng_state(state["torch"])',
       '    pass  # torch.set_rng_state(state["torch"])',
       ("tests/test_resume.py",), "resume does not restore torch's RNG", k="bit_identically"),
+    M("kd-loss-alpha-swapped", "training/loops.py",
+      "    return alpha * T * T * kd + (1.0 - alpha) * F.cross_entropy(student_logits, labels)",
+      "    return (1.0 - alpha) * T * T * kd + alpha * F.cross_entropy(student_logits, labels)",
+      ("tests/test_training_units.py",), "KD loss with alpha on the wrong term", k="distillation"),
     # ---------------------------------------------------------------- 8-bit LERP and RTL
     M("lerp8-no-rounding", "fpga/lerp8.py",
       "y = y0 + (((y1 - y0) * lo + (1 << (L - 1))) >> L)",
