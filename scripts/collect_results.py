@@ -93,15 +93,9 @@ def test_loader(dataset, dataset_dir):
 
 
 def accuracy(model, loader):
-    """Top-1 accuracy (%) in eval mode, as cifar10_main.py --test-only computes it."""
-    import torch
-    model.eval()
-    correct = total = 0
-    with torch.no_grad():
-        for x, y in loader:
-            correct += (model(x).argmax(1) == y).sum().item()
-            total += y.numel()
-    return 100.0 * correct / max(total, 1)
+    """Top-1 accuracy (%) in eval mode: the function cifar10_main.py --test-only uses."""
+    from training.evaluate import evaluate
+    return evaluate(model, loader, "cpu")
 
 
 def evaluate_paths(items, dataset, dataset_dir, progress=True):
