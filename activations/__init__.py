@@ -6,12 +6,11 @@ Drop-in use::
     act = ResidualLerpPSA(256)          # x + LerpPSA(x), per feature
     y = act(torch.randn(32, 10, 256))   # feature in the last dimension
 """
-from ._checks import NonFiniteActivationError
 from .bspline import BSpline
 from .psa import PSA, LerpPSA, ResidualLerpPSA, psa_function
 
 __all__ = ["BSpline", "PSA", "LerpPSA", "ResidualLerpPSA", "psa_function",
-           "NonFiniteActivationError", "bspline_tv2"]
+           "bspline_tv2"]
 
 
 def bspline_tv2(model):

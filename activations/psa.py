@@ -19,7 +19,6 @@ from torch import nn
 import kernels
 from kernels import psa_function
 
-from ._checks import check_finite
 
 
 class _PSAParams(nn.Module):
@@ -58,7 +57,6 @@ class PSA(_PSAParams):
     """Exact PSA activation (no table); input ``(..., F)``."""
 
     def forward(self, x):
-        check_finite(self, x)
         return self.function(x)
 
     def extra_repr(self):
@@ -150,7 +148,6 @@ class LerpPSA(_PSAParams):
         return super()._load_from_state_dict(*args, **kwargs)
 
     def forward(self, x):
-        check_finite(self, x)
         return kernels.lerp(x, self.table(), self.grid_range, impl=self.impl,
                             save_memory=self.save_memory)
 
@@ -177,6 +174,5 @@ class ResidualLerpPSA(nn.Module):
 
     def forward(self, x):
         # x + LerpPSA(x) as one lookup in the table T + t (see LerpPSA.compute_table).
-        check_finite(self.psa, x)
         return kernels.lerp(x, self.psa.table(residual=True), self.psa.grid_range,
                             impl=self.psa.impl)

@@ -1,8 +1,11 @@
-"""Datasets for the ResMLP experiments: CIFAR-10, Fashion-MNIST, synthetic.
+"""Datasets for the ResMLP experiments: CIFAR-10, SVHN, Fashion-MNIST, synthetic.
 
-Every loader returns ``(train_set, test_set, info)`` where ``info`` holds
-``in_channels`` and ``num_classes``; datasets yield ``(image, label)`` with
-normalised float images of shape (C, 32, 32).
+Every loader returns ``(train_set, test_set, info)`` where ``info`` holds ``name``,
+``in_channels``, ``num_classes`` and ``resmlp_shape`` (the ``embed_dim`` and ``depth`` of the
+paper's ResMLP for that data set); datasets yield ``(image, label)`` with normalised float
+images of shape (C, 32, 32). CIFAR-10 and SVHN follow docs/METHOD.md section 6 and are read
+from ``dataset_dir`` itself (the authors' script ignored its ``--dataset-dir`` for CIFAR-10;
+here it is honoured); they are downloaded only when asked (``--download-dataset``).
 """
 from __future__ import annotations
 
@@ -15,41 +18,130 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from errors import UserError
+
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+SVHN_MEAN = (0.4376821, 0.4437697, 0.47280442)
+SVHN_STD = (0.19803012, 0.20101562, 0.19703614)
+SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 # Fashion-MNIST training-set statistics of the 28x28 images (pixels in [0, 1]).
 FASHION_MEAN = (0.2860,)
 FASHION_STD = (0.3530,)
 FASHION_SYSTEM_DIR = "/usr/share/datasets/fashion-mnist"
-DATASETS = ("cifar10", "fashion-mnist", "synthetic")
+DATASETS = ("cifar10", "svhn", "fashion-mnist", "synthetic")
+DEFAULT_DATASET_DIR = "~/icml_data"
+
+# The paper's ResMLP per data set (docs/METHOD.md sections 2 and 6): SVHN uses a smaller one.
+RESMLP_SHAPES = {
+    "cifar10": dict(embed_dim=96, depth=4),
+    "svhn": dict(embed_dim=64, depth=2),
+    "fashion-mnist": dict(embed_dim=96, depth=4),
+    "synthetic": dict(embed_dim=96, depth=4),
+}
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """A dataset is missing or unreadable (one-line message naming the fix)."""
+
+
+def resmlp_shape(name: str) -> dict:
+    """``dict(embed_dim=..., depth=...)`` of the paper's ResMLP for data set ``name``."""
+    if name not in RESMLP_SHAPES:
+        raise DatasetError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
+    return dict(RESMLP_SHAPES[name])
+
+
+def experiment_folder(name: str, root: str = "output", teacher_hidden_factor: float = 4) -> str:
+    """The authors' output folder of a data set's experiments, e.g.
+    ``output/svhn/resmlp_layers_2_h_4_embed_64`` (teacher and student checkpoints)."""
+    shape = resmlp_shape(name)
+    return os.path.join(root, name.replace("-", "_"),
+                        f"resmlp_layers_{shape['depth']}_h_{teacher_hidden_factor:g}"
+                        f"_embed_{shape['embed_dim']}")
+
+
+def _torchvision_transforms(mean, std, augment: bool):
+    """Train and test transforms of docs/METHOD.md section 6: RandomCrop(32, padding 4),
+    RandomHorizontalFlip and RandAugment for training (when ``augment``), then ToTensor and
+    the data set's normalisation."""
+    from torchvision import transforms as T
+    norm = T.Normalize(mean, std)
+    train_tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.RandAugment()] if augment else []
+    return T.Compose(train_tf + [T.ToTensor(), norm]), T.Compose([T.ToTensor(), norm])
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 # --- CIFAR-10 (torchvision) ----------------------------------------------------------------
 
 def cifar10(dataset_dir: str, download: bool = False, augment: bool = True):
+    """CIFAR-10 from ``dataset_dir/cifar-10-batches-py`` (torchvision's python format)."""
     import torchvision
-    from torchvision import transforms as T
 
     root = os.path.expanduser(dataset_dir)
     folder = os.path.join(root, "cifar-10-batches-py")
     if not download and not os.path.isdir(folder):
         raise DatasetError(f"CIFAR-10 not found at {folder}; pass --download-dataset to fetch it "
                            f"or --dataset-dir pointing at the folder that holds cifar-10-batches-py")
-    norm = T.Normalize(CIFAR10_MEAN, CIFAR10_STD)
-    train_tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.RandAugment()] if augment else []
+    train_tf, test_tf = _torchvision_transforms(CIFAR10_MEAN, CIFAR10_STD, augment)
     try:
-        train = torchvision.datasets.CIFAR10(root, train=True, download=download,
-                                             transform=T.Compose(train_tf + [T.ToTensor(), norm]))
-        test = torchvision.datasets.CIFAR10(root, train=False, download=download,
-                                            transform=T.Compose([T.ToTensor(), norm]))
+        train = torchvision.datasets.CIFAR10(root, train=True, download=download, transform=train_tf)
+        test = torchvision.datasets.CIFAR10(root, train=False, download=download, transform=test_tf)
     except RuntimeError as exc:
-        raise DatasetError(f"CIFAR-10 under {folder} is unreadable ({str(exc).splitlines()[0]}); "
+        raise DatasetError(f"CIFAR-10 under {folder} is unreadable ({_first_line(exc)}); "
                            "delete it and pass --download-dataset") from None
-    return train, test, dict(in_channels=3, num_classes=10, name="cifar10")
+    except OSError as exc:  # download failed (no network, disk full)
+        raise DatasetError(f"could not download CIFAR-10 into {root} ({_first_line(exc)}); "
+                           "fetch cifar-10-python.tar.gz by hand and unpack it there") from None
+    return train, test, dict(in_channels=3, num_classes=10, name="cifar10",
+                             resmlp_shape=resmlp_shape("cifar10"))
+
+
+# --- SVHN (torchvision; needs scipy for the .mat files) -----------------------------------
+
+def svhn(dataset_dir: str, download: bool = False, augment: bool = True):
+    """SVHN splits ``train`` and ``test`` from ``dataset_dir/{train,test}_32x32.mat``.
+
+    Labels are 0..9 (torchvision maps the files' 10 to the digit 0). Training images get
+    the same augmentation as CIFAR-10, as in the authors' script (horizontal flips of digits
+    included).
+    """
+    root = os.path.expanduser(dataset_dir)
+    if not download:
+        for fname in SVHN_FILES.values():
+            path = os.path.join(root, fname)
+            if not os.path.isfile(path):
+                raise DatasetError(f"SVHN file {path} not found; pass --download-dataset to "
+                                   "fetch it or --dataset-dir pointing at the folder that holds "
+                                   f"{' and '.join(SVHN_FILES.values())}")
+    try:
+        import scipy.io  # noqa: F401  (torchvision reads the .mat files with it)
+    except ImportError:
+        raise DatasetError("SVHN needs scipy to read its .mat files; install it with "
+                           "'pip install -r requirements.txt'") from None
+    import torchvision
+
+    train_tf, test_tf = _torchvision_transforms(SVHN_MEAN, SVHN_STD, augment)
+    sets = {}
+    for split, tf in (("train", train_tf), ("test", test_tf)):
+        path = os.path.join(root, SVHN_FILES[split])
+        try:
+            sets[split] = torchvision.datasets.SVHN(root, split=split, download=download,
+                                                    transform=tf)
+        except RuntimeError:
+            raise DatasetError(f"SVHN file {path} is corrupt (checksum mismatch); delete it and "
+                               "pass --download-dataset") from None
+        except OSError as exc:
+            raise DatasetError(f"could not download SVHN into {root} ({_first_line(exc)}); "
+                               f"fetch {SVHN_FILES[split]} by hand into that folder") from None
+        except ValueError as exc:  # scipy: a .mat file with the right checksum but unreadable
+            raise DatasetError(f"SVHN file {path} is unreadable ({_first_line(exc)}); delete it "
+                               "and pass --download-dataset") from None
+    return sets["train"], sets["test"], dict(in_channels=3, num_classes=10, name="svhn",
+                                             resmlp_shape=resmlp_shape("svhn"))
 
 
 # --- Fashion-MNIST (Debian's dataset-fashion-mnist or any folder of the idx .gz files) ------
@@ -141,7 +233,8 @@ def fashion_mnist(dataset_dir: str | None = None, augment: bool = True):
         parts[split] = (x, y)
     train = TensorImages(*parts["train"], FASHION_MEAN, FASHION_STD, augment=augment)
     test = TensorImages(*parts["test"], FASHION_MEAN, FASHION_STD, augment=False)
-    return train, test, dict(in_channels=1, num_classes=10, name="fashion-mnist")
+    return train, test, dict(in_channels=1, num_classes=10, name="fashion-mnist",
+                             resmlp_shape=resmlp_shape("fashion-mnist"))
 
 
 # --- Synthetic: deterministic, learnable, in memory -------------------------------------------
@@ -174,13 +267,22 @@ def synthetic(train_size: int = 4000, test_size: int = 1000, in_channels: int = 
     mean, std = (0.5,) * in_channels, (0.25,) * in_channels
     train = TensorImages(xtr, ytr, mean, std, augment=augment, crop_padding=2, flip=False)
     test = TensorImages(xte, yte, mean, std, augment=False)
-    return train, test, dict(in_channels=in_channels, num_classes=10, name="synthetic")
+    return train, test, dict(in_channels=in_channels, num_classes=10, name="synthetic",
+                             resmlp_shape=resmlp_shape("synthetic"))
 
 
 def get_datasets(name: str, dataset_dir: str | None = None, download: bool = False,
                  augment: bool = True, synthetic_size: int = 4000):
+    """``(train_set, test_set, info)`` of data set ``name`` (one of :data:`DATASETS`).
+
+    ``dataset_dir`` (default ``~/icml_data``; Fashion-MNIST falls back to the Debian
+    package's folder) is where CIFAR-10 (``cifar-10-batches-py/``) and SVHN
+    (``train_32x32.mat``, ``test_32x32.mat``) are read from; ``download`` fetches them there.
+    """
     if name == "cifar10":
-        return cifar10(dataset_dir or "~/icml_data", download=download, augment=augment)
+        return cifar10(dataset_dir or DEFAULT_DATASET_DIR, download=download, augment=augment)
+    if name == "svhn":
+        return svhn(dataset_dir or DEFAULT_DATASET_DIR, download=download, augment=augment)
     if name == "fashion-mnist":
         return fashion_mnist(dataset_dir, augment=augment)
     if name == "synthetic":

@@ -2,10 +2,16 @@
 
   python -m fpga.sim --tables T.hex --inputs X.hex --features F --addr-bits M --out Y.hex
 
-Builds (once per F, M and RTL/testbench version, cached under fpga/build/) a
-Verilator model with a C++ testbench, streams the inputs (element n belongs
-to feature n mod F), writes the outputs in the same hex format and prints
-cycles and elements per cycle.
+Builds (once per configuration, cached under fpga/build/) a Verilator model with a C++
+testbench, streams the inputs (element n belongs to feature n mod F), writes the outputs in
+the same hex format and prints cycles and elements per cycle.
+
+The tables are read by the simulator at run time (the plusarg ``+tables=PATH``), so a cached
+model holds nothing that depends on where the checkout or the tables live. The cache key
+covers everything that is compiled in: the RTL and testbench sources, the parameters, the
+Verilator and C++ compiler versions and the flags. A model is built in a private temporary
+folder and renamed into the cache, so concurrent runs never share a half-built model, and
+each run reads and writes only the files it was given.
 """
 from __future__ import annotations
 
@@ -16,17 +22,23 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from typing import Dict, List, Optional, Sequence
+
+from errors import UserError
 
 from .lerp8 import check_addr_bits, entries, read_hex
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RTL = [os.path.join(HERE, "rtl", "lerp_unit.v"), os.path.join(HERE, "rtl", "lerp_layer.v")]
-TB = os.path.join(HERE, "tb", "tb_lerp_layer.cpp")
+RTL = ["rtl/lerp_unit.v", "rtl/lerp_layer.v"]          # relative to HERE
+TB = "tb/tb_lerp_layer.cpp"
 INSTALL_HINT = "install it with: sudo apt-get install -y verilator"
+# -O1 C++ builds: the models are small, compile time dominates the test budget.
+CXX_OPT = ["-MAKEFLAGS", "OPT_FAST=-O1 OPT_SLOW=-O1 OPT_GLOBAL=-O1"]
 
 
-class SimError(RuntimeError):
-    pass
+class SimError(UserError):
+    """Verilator missing, a build that failed, or a simulation that went wrong."""
 
 
 def verilator() -> str:
@@ -36,34 +48,78 @@ def verilator() -> str:
     return exe
 
 
+def _tool_version(cmd: Sequence[str]) -> str:
+    try:
+        proc = subprocess.run(list(cmd), capture_output=True, text=True)
+    except OSError:
+        return "missing"
+    return (proc.stdout + proc.stderr).strip()
+
+
+def cache_key(top: str, sources: Sequence[str], params: Dict[str, object],
+              flags: Sequence[str]) -> str:
+    """Hash of everything compiled into a model: the sources (names relative to fpga/ and
+    contents), the top module, its parameters, the flags, and the Verilator and C++
+    compiler versions."""
+    h = hashlib.sha256()
+    h.update(f"top={top}\n".encode())
+    for rel in sources:
+        h.update(f"file={rel}\n".encode())
+        with open(os.path.join(HERE, rel), "rb") as f:
+            h.update(hashlib.sha256(f.read()).digest())
+    for k in sorted(params):
+        h.update(f"param {k}={params[k]}\n".encode())
+    h.update(("flags=" + " ".join(flags) + "\n").encode())
+    h.update(_tool_version([verilator(), "--version"]).encode())
+    h.update(_tool_version([os.environ.get("CXX", "g++"), "--version"]).encode())
+    return h.hexdigest()
+
+
+def build_model(top: str, rtl: Sequence[str], tb: str, params: Dict[str, object],
+                build_root: Optional[str] = None, jobs: Optional[int] = None,
+                extra_flags: Sequence[str] = (), log=None) -> str:
+    """Build (or reuse) the Verilator model of ``top`` with ``params``; return the path of
+    its executable. ``rtl`` and ``tb`` are paths relative to fpga/ (so that no absolute path
+    ends up in the model); the cache folder is ``<build_root>/<top>_<key>``."""
+    flags = ["--cc", "--exe", "--build", "-Wall", *CXX_OPT, *extra_flags,
+             "--top-module", top, *[f"-G{k}={v}" for k, v in sorted(params.items())]]
+    sources = [*rtl, tb]
+    key = cache_key(top, sources, params, flags)
+    root = os.path.abspath(build_root or os.path.join(HERE, "build"))
+    folder = os.path.join(root, f"{top}_{key[:20]}")
+    exe = os.path.join(folder, f"V{top}")
+    if os.path.isfile(exe):
+        return exe
+    os.makedirs(root, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".tmp_{top}_", dir=root)
+    try:
+        cmd = [verilator(), *flags, "-j", str(jobs or min(2, os.cpu_count() or 1)),
+               "--Mdir", tmp, *rtl, os.path.join(HERE, tb)]   # make needs the C++ file's full path
+        if log:
+            log(f"building the Verilator model of {top} "
+                f"({', '.join(f'{k}={v}' for k, v in sorted(params.items()))}) in {folder}")
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE)
+        if proc.returncode != 0 or not os.path.isfile(os.path.join(tmp, f"V{top}")):
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
+            raise SimError(f"Verilator build of {top} failed: " + " | ".join(tail))
+        try:
+            os.rename(tmp, folder)          # atomic; loses to a concurrent build of the same key
+        except OSError:
+            if not os.path.isfile(exe):
+                raise
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    return exe
+
+
 def build(features: int, addr_bits: int, build_root: str | None = None, log=None) -> str:
-    """Build (or reuse) the simulator for (F, M); returns its folder. The ROM
-    is read at run time from ``<folder>/tables.hex``."""
+    """Build (or reuse) the lerp_layer simulator for (F, M); returns its executable."""
     check_addr_bits(addr_bits)
     if features < 1:
         raise SimError("--features must be >= 1")
-    h = hashlib.sha1()
-    for p in RTL + [TB]:
-        with open(p, "rb") as f:
-            h.update(f.read())
-    root = build_root or os.path.join(HERE, "build")
-    folder = os.path.join(root, f"sim_F{features}_M{addr_bits}_{h.hexdigest()[:10]}")
-    exe = os.path.join(folder, "obj_dir", "Vlerp_layer")
-    if os.path.exists(exe):
-        return folder
-    os.makedirs(folder, exist_ok=True)
-    table_path = os.path.join(folder, "tables.hex")
-    cmd = [verilator(), "--cc", "--exe", "--build", "-O3", "-Wall", "-Wno-fatal",
-           "--top-module", "lerp_layer", f"-GF={features}", f"-GM={addr_bits}",
-           f'-GTABLE_FILE="{table_path}"', "-j", str(os.cpu_count() or 2),
-           "--Mdir", os.path.join(folder, "obj_dir"), *RTL, TB]
-    if log:
-        log(f"building the Verilator model for F={features}, M={addr_bits} in {folder}")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not os.path.exists(exe):
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise SimError("Verilator build failed:\n" + "\n".join(tail))
-    return folder
+    return build_model("lerp_layer", RTL, TB, {"F": features, "M": addr_bits},
+                       build_root=build_root, log=log)
 
 
 def simulate(tables_hex: str, inputs_hex: str, features: int, addr_bits: int, out_hex: str,
@@ -74,13 +130,12 @@ def simulate(tables_hex: str, inputs_hex: str, features: int, addr_bits: int, ou
         raise SimError(f"{tables_hex} has {n_tab} entries, expected F * (2^M + 1) = "
                        f"{features} * {entries(addr_bits)} = {features * entries(addr_bits)}")
     read_hex(inputs_hex)  # validates the format
-    folder = build(features, addr_bits, build_root, log)
-    shutil.copyfile(tables_hex, os.path.join(folder, "tables.hex"))
-    exe = os.path.join(folder, "obj_dir", "Vlerp_layer")
-    proc = subprocess.run([exe, os.path.abspath(inputs_hex), os.path.abspath(out_hex), str(bubbles),
-                           str(seed)], capture_output=True, text=True, cwd=folder)
+    exe = build(features, addr_bits, build_root, log)
+    proc = subprocess.run([exe, f"+tables={os.path.abspath(tables_hex)}", os.path.abspath(inputs_hex),
+                           os.path.abspath(out_hex), str(bubbles), str(seed)],
+                          capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SimError(f"simulation failed: {(proc.stderr or proc.stdout).strip()}")
+        raise SimError(f"simulation failed: {' | '.join((proc.stderr or proc.stdout).strip().splitlines())}")
     m = re.search(r"cycles=(\d+) elements=(\d+) elements_per_cycle=([\d.]+) latency=(\d+)", proc.stdout)
     if not m:
         raise SimError(f"unexpected simulator output: {proc.stdout.strip()}")
@@ -88,8 +143,10 @@ def simulate(tables_hex: str, inputs_hex: str, features: int, addr_bits: int, ou
                 elements_per_cycle=float(m.group(3)), latency=int(m.group(4)))
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m fpga.sim", description=__doc__,
+def main(argv: Optional[List[str]] = None) -> int:
+    from errors import report
+    prog = "python -m fpga.sim"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tables", required=True, help="$readmemh file, F * (2^M + 1) bytes")
     p.add_argument("--inputs", required=True, help="hex file of input codes (stream order)")
@@ -98,6 +155,7 @@ def main(argv=None):
     p.add_argument("--out", required=True, help="hex file to write the outputs to")
     p.add_argument("--bubbles", type=int, default=0, help="percent of idle input cycles (0)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--build-dir", default=None, help="model cache folder (default fpga/build)")
     p.add_argument("--check", action="store_true", help="also compare with the lerp8 reference")
     args = p.parse_args(argv)
     try:
@@ -105,10 +163,12 @@ def main(argv=None):
             if not os.path.isfile(path):
                 raise SimError(f"file not found: {os.path.abspath(path)}")
         r = simulate(args.tables, args.inputs, args.features, args.addr_bits, args.out,
-                     args.bubbles, args.seed, log=lambda s: print(s, file=sys.stderr))
-    except (SimError, ValueError) as exc:
-        print(f"python -m fpga.sim: error: {exc}", file=sys.stderr)
-        return 2
+                     args.bubbles, args.seed, build_root=args.build_dir,
+                     log=lambda s: print(s, file=sys.stderr))
+    except UserError as exc:
+        return report(prog, exc)
+    except ValueError as exc:
+        return report(prog, SimError(str(exc)))
     print(f"{r['elements']} elements in {r['cycles']} cycles: {r['elements_per_cycle']:.4f} "
           f"elements/cycle (latency {r['latency']} cycles) -> {args.out}")
     if args.check:

@@ -1,11 +1,16 @@
-"""ResMLP models and checkpoint helpers (see ``resmlp.py`` and ``checkpoint.py``)."""
+"""The models: the paper's ResMLP (``resmlp.py``), the ResNet-20 teacher (``resnet.py``) and
+checkpoint I/O that rebuilds either from a file alone (``checkpoint.py``)."""
 from .checkpoint import (CheckpointError, atomic_torch_save, build_from_checkpoint,
-                         describe_checkpoint, export_authors_state_dict, load_checkpoint,
+                         check_compatible, checkpoint_filter_fn, describe_checkpoint,
+                         describe_model, export_authors_state_dict, load_checkpoint,
                          read_state_dict, save_checkpoint)
-from .resmlp import (ACT_ALIASES, MLP_FACTORIES, ResMLP, UnknownActivationError, build_resmlp,
-                     canonical_act, hidden_size)
+from .resmlp import (ACT_ALIASES, MLP_FACTORIES, ModelConfigError, ResMLP,
+                     UnknownActivationError, build_resmlp, canonical_act, hidden_size)
+from .resnet import ResNet20, build_resnet20
 
 __all__ = ["ResMLP", "build_resmlp", "canonical_act", "hidden_size", "ACT_ALIASES",
-           "MLP_FACTORIES", "UnknownActivationError", "CheckpointError", "load_checkpoint",
-           "save_checkpoint", "export_authors_state_dict", "describe_checkpoint",
-           "read_state_dict", "build_from_checkpoint", "atomic_torch_save"]
+           "MLP_FACTORIES", "UnknownActivationError", "ModelConfigError", "ResNet20",
+           "build_resnet20", "CheckpointError", "load_checkpoint", "save_checkpoint",
+           "export_authors_state_dict", "describe_checkpoint", "describe_model",
+           "check_compatible", "checkpoint_filter_fn", "read_state_dict",
+           "build_from_checkpoint", "atomic_torch_save"]

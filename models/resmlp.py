@@ -2,7 +2,8 @@
 
 Touvron et al., "ResMLP: Feedforward networks for image classification with
 data-efficient training" (2021), at the size used by Singh & Bazargan (TRETS
-2025, SPEC section 2): patch 4, embed 96, 4 blocks. Submodule names follow the
+2025, docs/METHOD.md section 2): patch 4, embed 96, 4 blocks (SVHN: embed 64,
+2 blocks, docs/METHOD.md section 6). Submodule names follow the
 authors' released checkpoints, so a native ``state_dict`` differs from theirs
 only in the B-spline coefficient layout and LERP-PSA's derived grid buffers
 (see ``models.checkpoint``).
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from activations import BSpline, ResidualLerpPSA
+from errors import UserError
 
 
 class Affine(nn.Module):
@@ -106,8 +108,12 @@ ACT_ALIASES = {"base": "base", "relu": "base", "baseline": "base",
                "psa": "psa", "lerp_psa": "psa", "lerp-psa": "psa"}
 
 
-class UnknownActivationError(ValueError):
-    pass
+class UnknownActivationError(UserError, ValueError):
+    """An activation name that is none of base|bspline|psa or their aliases."""
+
+
+class ModelConfigError(UserError, ValueError):
+    """A model size that cannot be built (one-line message)."""
 
 
 def canonical_act(name: str) -> str:
@@ -121,19 +127,28 @@ def canonical_act(name: str) -> str:
 def hidden_size(embed_dim: int, hidden_factor: float) -> int:
     h = int(embed_dim * hidden_factor)
     if h < 1:
-        raise ValueError(f"hidden factor {hidden_factor} gives an empty hidden layer")
+        raise ModelConfigError(f"hidden factor {hidden_factor:g} gives an empty hidden layer "
+                               f"(int({embed_dim} * {hidden_factor:g}) = {h}); pass a larger "
+                               "hidden factor")
     return h
 
 
 class ResMLP(nn.Module):
     """ResMLP classifier; ``mlp_factory(dim, hidden)`` builds each block's MLP."""
 
+    arch = "resmlp"
+
     def __init__(self, mlp_factory: Callable[[int, int], nn.Module], hidden: int, *,
                  in_channels: int = 3, img_size: int = 32, num_classes: int = 10,
                  embed_dim: int = 96, depth: int = 4, patch_size: int = 4):
         super().__init__()
-        if img_size % patch_size:
-            raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+        if patch_size < 1 or img_size % patch_size:
+            raise ModelConfigError(f"img_size {img_size} is not a multiple of patch_size "
+                                   f"{patch_size}; pick a patch size that divides it")
+        if embed_dim < 1 or depth < 1 or in_channels < 1 or num_classes < 1:
+            raise ModelConfigError(
+                f"ResMLP sizes must be positive (embed_dim {embed_dim}, depth {depth}, "
+                f"in_channels {in_channels}, num_classes {num_classes})")
         self.in_channels = in_channels
         self.img_size = img_size
         self.patch_size = patch_size
@@ -148,7 +163,7 @@ class ResMLP(nn.Module):
 
     def patchify(self, x):
         """(B, C, H, W) -> (B, N, p*p*C), rows of the patch grid first; inside a
-        token the value index is ``(r * p + c) * C + channel`` (SPEC section 2)."""
+        token the value index is ``(r * p + c) * C + channel`` (docs/METHOD.md section 2)."""
         B, C, H, W = x.shape
         if C != self.in_channels or H != self.img_size or W != self.img_size:
             raise ValueError(

@@ -1,89 +1,233 @@
 #!/usr/bin/env python
 """Evaluate every checkpoint of a model folder and print/write the accuracy table.
 
-  python scripts/collect_results.py                      # Fashion-MNIST models, writes results.csv
-  python scripts/collect_results.py --check              # re-evaluate, compare with results.csv
-  python scripts/collect_results.py --dataset cifar10 --model-root output/cifar10/resmlp_layers_4_h_4_embed_96
+  python scripts/collect_results.py                 # Fashion-MNIST models: table, writes results.csv
+  python scripts/collect_results.py --check         # re-evaluate, compare with results.csv exactly
+                                                    # (and results_seeds.csv when it exists)
+  python scripts/collect_results.py --seeds         # seed spread at h = 0.5, 0.25: results_seeds.csv
+  python scripts/collect_results.py --seeds --check # re-evaluate the seed models, compare
+  python scripts/collect_results.py --dataset cifar10   # the authors' layout under output/cifar10/...
 
-Uses the same evaluation as ``cifar10_main.py --test-only`` (eval mode, full
-test set, accuracy in percent with two decimals).
+Which models exist and where they live (activation folders, file stems, seeds) comes from
+scripts/experiments.toml. The evaluation is that of ``cifar10_main.py --test-only``: eval mode,
+the whole test split without augmentation, batches of 128, accuracy in percent rounded to two
+decimals. A missing checkpoint is reported by its full path before any work starts.
+
+--seeds reads the shipped models (seed 2023) and <model root>/seed_<seed>/<activation
+folder>/<stem>_model.bin for the other seeds, writes results_seeds.csv
+(activation,hidden_factor,seed,accuracy), and prints mean +- sample standard deviation over
+the seeds and which differences of means exceed two standard errors.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import math
 import os
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for p in (ROOT, HERE):
+    if p not in sys.path:
+        sys.path.insert(0, p)
 
-import torch  # noqa: E402
+import experiments  # noqa: E402
+from errors import UserError, report  # noqa: E402
 
-ACTS = [("base", "baseline", "Baseline (ReLU)"), ("bspline", "bspline_65_1e-5", "B-Spline (64, lambda 1e-5)"),
-        ("psa", "lerp_psa_64", "LERP-PSA (64)")]
-HS = [(2.0, "h_mul_2"), (1.0, "h_mul_1"), (0.5, "h_div_2"), (0.25, "h_div_4")]
-PAPER = {"base": [87.8, 86.2, 83.3, 78.8], "bspline": [89.1, 87.7, 85.6, 84.1],
-         "psa": [89.0, 88.3, 85.9, 84.2], "teacher": 88.9}
+M = experiments.load()
 
+
+class MissingCheckpoints(UserError):
+    pass
+
+
+def _user_errors():
+    """UserError and the one-line error classes of models/data (until they all derive from it)."""
+    import data
+    import models
+    errs = [UserError]
+    for mod, name in ((models, "CheckpointError"), (models, "UnknownActivationError"),
+                      (data, "DatasetError")):
+        cls = getattr(mod, name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception) and cls not in errs:
+            errs.append(cls)
+    return tuple(errs)
+
+
+# --- what to evaluate ----------------------------------------------------------------------
 
 def checkpoints(model_root):
-    out = [("teacher", 4.0, os.path.join(model_root, "teacher_model.bin"))]
-    for act, folder, _ in ACTS:
-        for h, stem in HS:
-            out.append((act, h, os.path.join(model_root, folder, f"{stem}_model.bin")))
+    """(act, h, path) of the teacher and every student of the table, in table order."""
+    out = [("teacher", M.teacher["h"], M.teacher_path(model_root))]
+    for a in M.activations:
+        for h in M.hs:
+            out.append((a.act, h, M.checkpoint(model_root, a.act, h)))
+    return out
+
+
+def seed_checkpoints(model_root, seeds=None):
+    """(act, h, seed, path) of every student of the seed study, seeds in manifest order."""
+    seeds = seeds or [M.seeds["shipped"], *M.seeds["extra"]]
+    return [(a.act, float(h), int(s), M.checkpoint(model_root, a.act, h, s))
+            for s in seeds for h in M.seeds["hidden"] for a in M.activations]
+
+
+def require(paths):
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        for p in missing:
+            print(f"missing checkpoint: {os.path.abspath(p)}", file=sys.stderr)
+        raise MissingCheckpoints(f"{len(missing)} checkpoint(s) missing (listed above); train them "
+                                 "with the scripts/run_*.sh drivers or copy them there")
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+def test_loader(dataset, dataset_dir):
+    import torch
+    import data
+    _, test, info = data.get_datasets(dataset, dataset_dir, augment=False)
+    return torch.utils.data.DataLoader(test, batch_size=128, shuffle=False), info
+
+
+def accuracy(model, loader):
+    """Top-1 accuracy (%) in eval mode: the function cifar10_main.py --test-only uses."""
+    from training.evaluate import evaluate
+    return evaluate(model, loader, "cpu")
+
+
+def evaluate_paths(items, dataset, dataset_dir, progress=True):
+    """items: (act, h, path, *rest); returns [(act, h, *rest, '85.11')] in the same order."""
+    from models import build_resmlp, load_checkpoint
+    require([it[2] for it in items])
+    loader, info = test_loader(dataset, dataset_dir)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(items), desc="evaluating", unit="model", file=sys.stderr,
+                   dynamic_ncols=True)
+    out = []
+    for act, h, path, *rest in items:
+        model = build_resmlp(M.teacher["act"] if act == "teacher" else act, h,
+                             in_channels=info["in_channels"], num_classes=info["num_classes"])
+        load_checkpoint(model, path)
+        out.append((act, h, *rest, f"{accuracy(model, loader):.2f}"))
+        if bar is not None:
+            bar.set_postfix_str(f"{act} h={experiments.fmt_h(h)} {out[-1][-1]} %")
+            bar.update()
+    if bar is not None:
+        bar.close()
     return out
 
 
 def evaluate_all(model_root, dataset, dataset_dir, progress=True):
-    import cifar10_main as cm
-    from models import build_resmlp, load_checkpoint
-    import data
-    missing = [p for _, _, p in checkpoints(model_root) if not os.path.isfile(p)]
-    if missing:
-        for p in missing:
-            print(f"missing checkpoint: {os.path.abspath(p)}", file=sys.stderr)
-        raise SystemExit(1)
-    _, test, info = data.get_datasets(dataset, dataset_dir, augment=False)
-    loader = torch.utils.data.DataLoader(test, batch_size=128, shuffle=False)
-    args = argparse.Namespace(disable_tqdm=True)
-    results = []
-    for act, h, path in checkpoints(model_root):
-        t0 = time.time()
-        model = build_resmlp("base" if act == "teacher" else act, h, in_channels=info["in_channels"],
-                             num_classes=info["num_classes"])
-        load_checkpoint(model, path)
-        acc = cm.evaluate(model, loader, torch.device("cpu"), args)
-        results.append((act, h, f"{acc:.2f}"))
-        if progress:
-            print(f"  {act:8s} h={h:<4g} {acc:6.2f} %  ({time.time() - t0:.1f} s)", file=sys.stderr)
-    return results
+    """[(act, h, accuracy string)] for the teacher and every student of the table."""
+    return evaluate_paths(checkpoints(model_root), dataset, dataset_dir, progress)
 
+
+def evaluate_seeds(model_root, dataset, dataset_dir, seeds=None, progress=True, only=None):
+    """[(act, h, seed, accuracy string)] for the seed study (``only``: (act, h) pairs)."""
+    items = [(a, h, p, s) for a, h, s, p in seed_checkpoints(model_root, seeds)
+             if only is None or (a, h) in only]
+    return evaluate_paths(items, dataset, dataset_dir, progress)
+
+
+# --- tables --------------------------------------------------------------------------------
 
 def table(results, dataset):
     """Our table beside the paper's CIFAR-10 table (Markdown)."""
     acc = {(a, h): v for a, h, v in results}
-    head = "| activation | h = 2.0 | h = 1.0 | h = 0.5 | h = 0.25 |"
-    lines = [f"{dataset} (this project):", "", head, "|---|---|---|---|---|"]
-    for act, _, label in ACTS:
-        lines.append(f"| {label} | " + " | ".join(acc[(act, h)] for h, _ in HS) + " |")
-    lines += [f"| Teacher (ReLU, h = 4) | {acc[('teacher', 4.0)]} | | | |", "",
-              "CIFAR-10 (paper):", "", head, "|---|---|---|---|---|"]
-    for act, _, label in ACTS:
-        lines.append(f"| {label} | " + " | ".join(f"{v:.1f}" for v in PAPER[act]) + " |")
-    lines.append(f"| Teacher (ReLU, h = 4) | {PAPER['teacher']:.1f} | | | |")
+    rule = "|---" * (len(M.hs) + 1) + "|"
+    blank = " |" * (len(M.hs) - 1)
+    lines = [f"{M.dataset_label(dataset)} (this project):", "", M.table_head(), rule]
+    for a in M.activations:
+        lines.append(f"| {a.label} | " + " | ".join(acc[(a.act, h)] for h in M.hs) + " |")
+    lines += [f"| {M.teacher['label']} | {acc[('teacher', M.teacher['h'])]} |{blank}", "",
+              "CIFAR-10 (paper):", "", M.table_head(), rule]
+    for a in M.activations:
+        lines.append(f"| {a.label} | " + " | ".join(f"{v:.1f}" for v in a.paper) + " |")
+    lines.append(f"| {M.teacher['label']} | {M.teacher['paper']:.1f} |{blank}")
     return "\n".join(lines)
 
 
-def write_csv(path, results):
+def seed_stats(rows):
+    """{(act, h): (mean, sample std, n, [accuracies by seed])} from (act, h, seed, acc) rows."""
+    groups = {}
+    for act, h, seed, v in rows:
+        groups.setdefault((act, float(h)), []).append((int(seed), float(v)))
+    out = {}
+    for key, vals in groups.items():
+        xs = [v for _, v in sorted(vals)]
+        n = len(xs)
+        mean = sum(xs) / n
+        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else float("nan")
+        out[key] = (mean, std, n, xs)
+    return out
+
+
+def comparisons():
+    """The pairs the claim is about: (a, h_a) vs (b, h_b)."""
+    acts = [a.act for a in M.activations]
+    hs = sorted(M.seeds["hidden"], reverse=True)
+    pairs = []
+    for h in hs:
+        for i, a in enumerate(acts):
+            for b in acts[i + 1:]:
+                pairs.append(((b, h), (a, h)))
+    # the claim itself: the learned activation at half the hidden size vs ReLU
+    for small, big in zip(hs[1:], hs[:-1]):
+        for a in acts[1:]:
+            pairs.append(((a, small), (acts[0], big)))
+    return pairs
+
+
+def seed_table(rows):
+    """Mean +- sample std per (activation, h) and the pairwise differences (Markdown)."""
+    st = seed_stats(rows)
+    seeds = sorted({int(r[2]) for r in rows})
+    hs = sorted(M.seeds["hidden"], reverse=True)
+    lines = [f"Test accuracy (%), mean +- sample std over seeds {', '.join(map(str, seeds))}:", "",
+             "| activation | " + " | ".join(f"h = {h}" for h in hs) + " |",
+             "|---" * (len(hs) + 1) + "|"]
+    for a in M.activations:
+        cells = []
+        for h in hs:
+            mean, std, n, xs = st[(a.act, float(h))]
+            cells.append(f"{mean:.2f} +- {std:.2f} ({', '.join(f'{x:.2f}' for x in xs)})")
+        lines.append(f"| {a.label} | " + " | ".join(cells) + " |")
+    lines += ["", "Differences of means, d = first - second; se = sqrt(s1^2/n1 + s2^2/n2) "
+              "(standard error of d); sd = sqrt(s1^2 + s2^2) (spread of a single-seed "
+              "difference):", "",
+              "| first | second | d | se | sd | |d| > 2 se | |d| > 2 sd |", "|---|---|---|---|---|---|---|"]
+    label = {a.act: a.label for a in M.activations}
+    for (a, ha), (b, hb) in comparisons():
+        m1, s1, n1, _ = st[(a, float(ha))]
+        m2, s2, n2, _ = st[(b, float(hb))]
+        d = m1 - m2
+        se = math.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2)
+        sd = math.sqrt(s1 ** 2 + s2 ** 2)
+        lines.append(f"| {label[a]} h = {ha} | {label[b]} h = {hb} | {d:+.2f} | {se:.2f} | {sd:.2f} "
+                     f"| {'yes' if abs(d) > 2 * se else 'no'} | {'yes' if abs(d) > 2 * sd else 'no'} |")
+    return "\n".join(lines)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+def _write_rows(path, header, rows):
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["activation", "hidden_factor", "accuracy"])
-        for act, h, v in results:
-            w.writerow([act, f"{h:g}", v])
+        w.writerow(header)
+        for r in rows:
+            w.writerow(r)
     os.replace(tmp, path)
+
+
+def write_csv(path, results):
+    _write_rows(path, ["activation", "hidden_factor", "accuracy"],
+                [(a, experiments.fmt_h(h), v) for a, h, v in results])
 
 
 def read_csv(path):
@@ -91,32 +235,100 @@ def read_csv(path):
         return [(r["activation"], float(r["hidden_factor"]), r["accuracy"]) for r in csv.DictReader(f)]
 
 
+def write_seeds_csv(path, rows):
+    _write_rows(path, ["activation", "hidden_factor", "seed", "accuracy"],
+                [(a, experiments.fmt_h(h), s, v) for a, h, s, v in rows])
+
+
+def read_seeds_csv(path):
+    with open(path) as f:
+        return [(r["activation"], float(r["hidden_factor"]), int(r["seed"]), r["accuracy"])
+                for r in csv.DictReader(f)]
+
+
+def check_seeds(model_root, dataset, dataset_dir, results, seeds_csv, progress=True):
+    """Re-evaluate the extra-seed models and compare results_seeds.csv; the shipped-seed rows
+    are the table's models, taken from ``results`` (just evaluated)."""
+    want = read_seeds_csv(seeds_csv)
+    shipped = M.seeds["shipped"]
+    extra = sorted({s for _, _, s, _ in want if s != shipped})
+    print(f"\nseed study: re-evaluating seeds {', '.join(map(str, extra))} ({seeds_csv})")
+    got = dict(((a, h, s), v) for a, h, s, v in
+               evaluate_seeds(model_root, dataset, dataset_dir, seeds=extra, progress=progress))
+    acc = {(a, h): v for a, h, v in results}
+    for a, h, s, _ in want:
+        if s == shipped:
+            got[(a, h, s)] = acc[(a, h)]
+    rows = [(a, h, s, got.get((a, h, s), "not evaluated")) for a, h, s, _ in want]
+    return _compare(want, rows, seeds_csv)
+
+
+# --- command line --------------------------------------------------------------------------
+
+def _compare(want, got, path):
+    if want != got:
+        diff = [(a, b) for a, b in zip(want, got) if a != b]
+        if len(want) != len(got):
+            diff.append(f"{len(want)} rows in the file, {len(got)} evaluated")
+        print(f"\nMISMATCH with {path}: {diff}", file=sys.stderr)
+        return 1
+    print(f"\nall {len(got)} accuracies reproduce {path} exactly")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--dataset-dir", default=None)
-    p.add_argument("--model-root", default=os.path.join(ROOT, "output", "fashion_mnist",
-                                                        "resmlp_layers_4_h_4_embed_96"))
-    p.add_argument("--check", action="store_true", help="compare with results.csv instead of writing it")
+    p.add_argument("--model-root", default=None,
+                   help="model folder (default: output/<dataset folder>/<model> of scripts/experiments.toml)")
+    p.add_argument("--seeds", action="store_true",
+                   help="the seed study: results_seeds.csv, mean +- std, differences")
+    p.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
+                   help="with --seeds: only these seeds (default: the shipped one and the extra "
+                        "seeds of scripts/experiments.toml)")
+    p.add_argument("--check", action="store_true", help="compare with the CSV instead of writing it")
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
-    csv_path = os.path.join(args.model_root, "results.csv")
-    t0 = time.time()
-    results = evaluate_all(args.model_root, args.dataset, args.dataset_dir)
-    print(f"Test accuracy (%), ResMLP 4 blocks, embed 96, hidden = 96 h; evaluated in {time.time() - t0:.0f} s")
-    print()
-    print(table(results, args.dataset))
-    if args.check:
-        want = read_csv(csv_path)
-        if want != results:
-            diff = [(a, b) for a, b in zip(want, results) if a != b]
-            print(f"\nMISMATCH with {csv_path}: {diff}", file=sys.stderr)
-            return 1
-        print(f"\nall {len(results)} accuracies reproduce {csv_path} exactly")
-    elif not args.no_write:
-        write_csv(csv_path, results)
-        print(f"\nwrote {csv_path}")
-    return 0
+    model_root = args.model_root or M.model_root(args.dataset)
+    errors = _user_errors()
+    try:
+        t0 = time.time()
+        if args.seeds:
+            csv_path = os.path.join(model_root, M.seeds["results"])
+            rows = evaluate_seeds(model_root, args.dataset, args.dataset_dir, seeds=args.seed_values,
+                                  progress=not args.no_progress)
+            print(f"{M.dataset_label(args.dataset)}, ResMLP (hidden = 96 h); {len(rows)} models "
+                  f"evaluated in {time.time() - t0:.0f} s")
+            print()
+            print(seed_table(rows))
+            if args.check:
+                return _compare(read_seeds_csv(csv_path), rows, csv_path)
+            if not args.no_write:
+                write_seeds_csv(csv_path, rows)
+                print(f"\nwrote {csv_path}")
+            return 0
+        csv_path = os.path.join(model_root, M.results_file)
+        results = evaluate_all(model_root, args.dataset, args.dataset_dir, progress=not args.no_progress)
+        print(f"Test accuracy (%), ResMLP 4 blocks, embed 96, hidden = 96 h; evaluated in {time.time() - t0:.0f} s")
+        print()
+        print(table(results, args.dataset))
+        if args.check:
+            status = _compare(read_csv(csv_path), results, csv_path)
+            seeds_csv = os.path.join(model_root, M.seeds["results"])
+            if os.path.isfile(seeds_csv):
+                status |= check_seeds(model_root, args.dataset, args.dataset_dir, results, seeds_csv,
+                                      progress=not args.no_progress)
+            return status
+        if not args.no_write:
+            write_csv(csv_path, results)
+            print(f"\nwrote {csv_path}")
+        return 0
+    except errors as exc:
+        return report("collect_results.py", exc)
+    except OSError as exc:
+        return report("collect_results.py", UserError(f"{exc.filename}: {exc.strerror}"))
 
 
 if __name__ == "__main__":

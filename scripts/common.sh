@@ -1,7 +1,16 @@
 # Shared by the run_*.sh drivers. Each driver sets DATASET, DATASET_DIR and
 # DATASET_DOWNLOAD_FLAG at its top (as in the authors' README) and sources this.
 # EXTRA_ARGS is passed to every cifar10_main.py call (e.g. a shorter schedule).
+# The experiment table (activation -> folder and label, hidden factor -> file stem, the
+# teacher's file, schedules, seeds) comes from scripts/experiments.toml through
+# scripts/experiments.py; nothing here repeats it.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# -h/--help of the sourcing driver: print its header comment (what it runs, where it writes).
+case "${1:-}" in
+  -h|--help) sed -n '2,/^[^#]/p' "$0" | sed -n 's/^# \{0,1\}//p'; exit 0 ;;
+esac
+
 cd "$ROOT"
 if [ -x "$ROOT/.venv/bin/python" ]; then PY="${PY:-$ROOT/.venv/bin/python}"; else PY="${PY:-python3}"; fi
 SCRIPT="cifar10_main.py"
@@ -9,25 +18,32 @@ EXTRA_ARGS="${EXTRA_ARGS:-}"
 # Reproducibility of cuBLAS under deterministic algorithms.
 export CUBLAS_WORKSPACE_CONFIG=:4096:8
 
-# Folder names of SPEC section 6; fashion-mnist is stored as fashion_mnist.
-DATASET_FOLDER="${DATASET//-/_}"
-MODEL_ROOT="${MODEL_ROOT:-./output/${DATASET_FOLDER}/resmlp_layers_4_h_4_embed_96}"
-TEACHER_MODEL="${MODEL_ROOT}/teacher_model.bin"
+# ACTS, H_VALUES, ACT_FOLDER[act], ACT_LABEL[act], H_STEM[h], TEACHER_*, SEED_*, SCHEDULE_*_*,
+# MANIFEST_MODEL_ROOT (output/<dataset folder>/<model>, docs/METHOD.md section 6).
+manifest="$("$PY" "$ROOT/scripts/experiments.py" shell --dataset "$DATASET")" \
+  || { echo "cannot read scripts/experiments.toml with $PY" >&2; exit 1; }
+eval "$manifest"
+unset manifest
+MODEL_ROOT="${MODEL_ROOT:-${MANIFEST_MODEL_ROOT}}"
+TEACHER_MODEL="${MODEL_ROOT}/${TEACHER_FILE}"
 
-# hidden factor -> file stem
-H_VALUES=(2 1 0.5 0.25)
+# h_stem H: file stem of a hidden factor (h_mul_2, h_mul_1, h_div_2, h_div_4).
 h_stem() {
-  case "$1" in
-    2) echo h_mul_2 ;; 1) echo h_mul_1 ;; 0.5) echo h_div_2 ;; 0.25) echo h_div_4 ;;
-    *) echo "unknown hidden factor $1" >&2; return 1 ;;
-  esac
+  if [ -n "${H_STEM[$1]+set}" ]; then echo "${H_STEM[$1]}"; return 0; fi
+  echo "unknown hidden factor $1 (use one of: ${H_VALUES[*]})" >&2
+  return 1
 }
 
-# act -> folder name
+# act_folder ACT: folder of an activation (baseline, bspline_65_1e-5, lerp_psa_64).
 act_folder() {
-  case "$1" in
-    base) echo baseline ;; bspline) echo bspline_65_1e-5 ;; psa) echo lerp_psa_64 ;;
-  esac
+  if [ -n "${ACT_FOLDER[$1]+set}" ]; then echo "${ACT_FOLDER[$1]}"; return 0; fi
+  echo "unknown activation $1 (use one of: ${ACTS[*]})" >&2
+  return 1
+}
+
+# last_accuracy FILE: the accuracy of the last finished run logged in FILE (its JSON lines).
+last_accuracy() {
+  "$PY" "$ROOT/scripts/experiments.py" accuracy --event done "$1"
 }
 
 # Resumable training states live beside the checkpoints, out of git.
@@ -62,33 +78,38 @@ require_files() {
   fi
 }
 
-# eval_act ACT LABEL: evaluate the four hidden factors of one activation and print a table row.
+# eval_act ACT: evaluate the four hidden factors of one activation and print a table row.
+# The accuracy is read from the JSON line that cifar10_main.py --test-only prints.
 eval_act() {
-  local act="$1" label="$2" folder files=() h row acc
+  local act="$1" label folder files=() h row acc out
+  label="${ACT_LABEL[$act]}"
   folder="${MODEL_ROOT}/$(act_folder "$act")"
   for h in "${H_VALUES[@]}"; do files+=("${folder}/$(h_stem "$h")_model.bin"); done
   require_files "${files[@]}"
   row="| ${label} |"
   for h in "${H_VALUES[@]}"; do
-    acc=$("$PY" "$SCRIPT" $(data_args) --test-only --disable-tqdm \
+    out=$("$PY" "$SCRIPT" $(data_args) --test-only --disable-tqdm \
           --teacher-load "${folder}/$(h_stem "$h")_model.bin" --teacher-nl-act "$act" \
-          --teacher-hidden-factor "$h" $EXTRA_ARGS | sed -n 's/^\[test\] Accuracy: \([0-9.]*\).*/\1/p')
-    [ -n "$acc" ] || { echo "evaluation of $act h=$h failed" >&2; exit 1; }
+          --teacher-hidden-factor "$h" $EXTRA_ARGS) \
+      || { echo "evaluation of $act h=$h failed" >&2; exit 1; }
+    acc=$(printf '%s\n' "$out" | "$PY" "$ROOT/scripts/experiments.py" accuracy --event test) \
+      || { echo "evaluation of $act h=$h printed no accuracy" >&2; exit 1; }
     echo "${label} h=${h}: Accuracy: ${acc}"
     row="${row} ${acc} |"
   done
-  echo "| activation | h = 2.0 | h = 1.0 | h = 0.5 | h = 0.25 |"
-  echo "|---|---|---|---|---|"
+  echo "$TABLE_HEAD"
+  echo "$TABLE_RULE"
   echo "$row"
 }
 
 # train_teacher [ARGS...]: the ReLU teacher (h = 4) into teacher_model.bin; ARGS go to cifar10_main.py.
 train_teacher() {
+  local log="${MODEL_ROOT}/${TEACHER_LOG}"
   mkdir -p "$MODEL_ROOT"
-  echo "==> teacher (ReLU, h = 4) -> ${TEACHER_MODEL} (log ${MODEL_ROOT}/teacher_log.txt)"
-  "$PY" "$SCRIPT" $(data_args) --student-nl-act base --student-hidden-factor 4 --disable-tqdm \
-    $(resume_args teacher) --save "$TEACHER_MODEL" "$@" $EXTRA_ARGS >> "${MODEL_ROOT}/teacher_log.txt"
-  grep "Accuracy" "${MODEL_ROOT}/teacher_log.txt" | tail -n 1
+  echo "==> teacher (ReLU, h = ${TEACHER_H}) -> ${TEACHER_MODEL} (log ${log})"
+  "$PY" "$SCRIPT" $(data_args) --student-nl-act "$TEACHER_ACT" --student-hidden-factor "$TEACHER_H" \
+    --disable-tqdm $(resume_args teacher) --save "$TEACHER_MODEL" "$@" $EXTRA_ARGS >> "$log"
+  echo "teacher: Accuracy: $(last_accuracy "$log")"
 }
 
 # train_student ACT H [ARGS...]: one KT + KD student from the teacher, with its log;
@@ -104,7 +125,7 @@ train_student() {
     --student-hidden-factor "$h" --student-nl-act "$act" --disable-tqdm \
     $(resume_args "$(act_folder "$act")_${stem}") \
     --save "${folder}/${stem}_model.bin" "$@" $EXTRA_ARGS >> "${folder}/${stem}_log.txt"
-  grep "Accuracy" "${folder}/${stem}_log.txt" | tail -n 1
+  echo "${act} h=${h}: Accuracy: $(last_accuracy "${folder}/${stem}_log.txt")"
 }
 
 # train_compressed ACT [H...]: KT + KD students (default: every hidden factor).

@@ -4,9 +4,14 @@
 1. accuracy vs hidden factor for ReLU, B-spline and LERP-PSA: our Fashion-MNIST
    results.csv beside the paper's CIFAR-10 table;
 2. the learned 1-D functions of a few features of one layer for B-spline and
-   LERP-PSA, with that layer's input histogram underneath (where the grid is used).
+   LERP-PSA, with that layer's input histogram underneath (where the grid is used);
+3. with --seeds: the seed study (results_seeds.csv), mean +- sample std over the seeds at
+   each hidden factor, as error bars, with every seed's point.
 
   python scripts/plot_results.py            # writes docs/accuracy_vs_hidden.png, docs/learned_functions.png
+  python scripts/plot_results.py --seeds    # writes docs/accuracy_seeds.png only
+
+Activations, labels, hidden factors and the paper's numbers come from scripts/experiments.toml.
 """
 from __future__ import annotations
 
@@ -25,7 +30,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from collect_results import ACTS, HS, PAPER  # noqa: E402
+import experiments  # noqa: E402
+
+M = experiments.load()
 
 COLORS = {"base": "tab:gray", "bspline": "tab:blue", "psa": "tab:red"}
 
@@ -34,16 +41,16 @@ def plot_accuracy(csv_path, out, dataset_label):
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     acc = {(r["activation"], float(r["hidden_factor"])): float(r["accuracy"]) for r in rows}
-    hs = [h for h, _ in HS]
+    hs = M.hs
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for ax, title, getter, teacher in (
             (axes[0], f"{dataset_label} (this project)", lambda a: [acc[(a, h)] for h in hs],
-             acc.get(("teacher", 4.0))),
-            (axes[1], "CIFAR-10 (paper)", lambda a: PAPER[a], PAPER["teacher"])):
-        for act, _, label in ACTS:
-            ax.plot(hs, getter(act), "o-", color=COLORS[act], label=label)
+             acc.get(("teacher", M.teacher["h"]))),
+            (axes[1], "CIFAR-10 (paper)", M.paper, M.teacher["paper"])):
+        for a in M.activations:
+            ax.plot(hs, getter(a.act), "o-", color=COLORS[a.act], label=a.label)
         if teacher is not None:
-            ax.axhline(teacher, color="black", ls="--", lw=1, label="teacher (ReLU, h = 4)")
+            ax.axhline(teacher, color="black", ls="--", lw=1, label=M.teacher["label"])
         ax.set_xscale("log", base=2)
         ax.set_xticks(hs)
         ax.set_xticklabels([f"{h:g}" for h in hs])
@@ -72,13 +79,15 @@ def layer_inputs(model, module, loader, batches=4):
 
 
 @torch.no_grad()
-def plot_functions(model_root, out, dataset, dataset_dir, h=1.0, h_stem="h_mul_1",
+def plot_functions(model_root, out, dataset, dataset_dir, h=1.0, h_stem=None,
                    layer="layers.1.layers.1.layers.0", features=(0, 1, 2, 3)):
     import data
     from models import build_from_checkpoint
+    h_stem = h_stem or M.stem(h)
     _, test, _ = data.get_datasets(dataset, dataset_dir, augment=False)
     loader = torch.utils.data.DataLoader(test, batch_size=128)
-    panels = [("bspline", "bspline_65_1e-5", "B-spline (65 knots)"), ("psa", "lerp_psa_64", "LERP-PSA (64 points)")]
+    panels = [("bspline", M.activation("bspline").folder, "B-spline (65 knots)"),
+              ("psa", M.activation("psa").folder, "LERP-PSA (64 points)")]
     fig, axes = plt.subplots(2, len(panels), figsize=(11, 6), sharex=True,
                              gridspec_kw=dict(height_ratios=[3, 1]))
     for col, (act, folder, title) in enumerate(panels):
@@ -108,18 +117,60 @@ def plot_functions(model_root, out, dataset, dataset_dir, h=1.0, h_stem="h_mul_1
     plt.close(fig)
 
 
+def plot_seeds(csv_path, out, dataset_label):
+    """Mean +- sample std over seeds per activation and hidden factor, every seed as a dot."""
+    from collect_results import read_seeds_csv, seed_stats
+    rows = read_seeds_csv(csv_path)
+    st = seed_stats(rows)
+    seeds = sorted({r[2] for r in rows})
+    hs = sorted(M.seeds["hidden"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    n = len(M.activations)
+    for k, a in enumerate(M.activations):
+        # side by side at each h so that the bars do not overlap (log-2 axis: multiplicative offset)
+        xs = [h * 2 ** (0.08 * (k - (n - 1) / 2)) for h in hs]
+        means = [st[(a.act, h)][0] for h in hs]
+        stds = [st[(a.act, h)][1] for h in hs]
+        ax.errorbar(xs, means, yerr=stds, fmt="o-", capsize=4, color=COLORS[a.act],
+                    label=f"{a.label}: mean +- std")
+        for x, h in zip(xs, hs):
+            ax.plot([x] * len(st[(a.act, h)][3]), st[(a.act, h)][3], ".", color=COLORS[a.act],
+                    alpha=0.5, ms=5)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(hs)
+    ax.set_xticklabels([f"{h:g}" for h in hs])
+    ax.set_xlabel("hidden factor h (hidden = 96 h)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{dataset_label}: {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+                 "bars = sample std, dots = single seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model-root", default=os.path.join(ROOT, "output", "fashion_mnist",
-                                                        "resmlp_layers_4_h_4_embed_96"))
+    p.add_argument("--model-root", default=None,
+                   help="model folder (default: output/<dataset folder>/<model> of scripts/experiments.toml)")
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--dataset-dir", default=None)
     p.add_argument("--out-dir", default=os.path.join(ROOT, "docs"))
+    p.add_argument("--seeds", action="store_true",
+                   help="plot the seed study (results_seeds.csv) into accuracy_seeds.png only")
     args = p.parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    label = {"fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}.get(args.dataset, args.dataset)
+    label = M.dataset_label(args.dataset)
+    model_root = args.model_root or M.model_root(args.dataset)
+    if args.seeds:
+        c = os.path.join(args.out_dir, "accuracy_seeds.png")
+        plot_seeds(os.path.join(model_root, M.seeds["results"]), c, label)
+        print(f"wrote {c}")
+        return 0
+    args.model_root = model_root
     a = os.path.join(args.out_dir, "accuracy_vs_hidden.png")
-    plot_accuracy(os.path.join(args.model_root, "results.csv"), a, label)
+    plot_accuracy(os.path.join(args.model_root, M.results_file), a, label)
     b = os.path.join(args.out_dir, "learned_functions.png")
     plot_functions(args.model_root, b, args.dataset, args.dataset_dir)
     print(f"wrote {a}\nwrote {b}")

@@ -95,7 +95,11 @@ def test_bad_inputs(teacher, tmp_path):
     one_line_error(cli(*SMALL, "--student-nl-act", "swish", check=False), "unknown activation 'swish'")
 
 
-def test_nan_in_training_names_epoch_and_batch(monkeypatch, capsys, tmp_path):
+# base: NaN reaches the loss, found there. psa with the reference kernel: the NaN index makes the
+# kernel fail before any loss exists; the loop names the layer all the same.
+@pytest.mark.parametrize("act,impl,layer", [("base", "auto", "layer embed_linear (Linear, 48 features)"),
+                                            ("psa", "reference", "layer embed_linear (Linear, 48 features)")])
+def test_nan_in_training_names_epoch_and_batch(monkeypatch, capsys, tmp_path, act, impl, layer):
     sys.path.insert(0, ROOT)
     import cifar10_main
     import data
@@ -111,8 +115,11 @@ def test_nan_in_training_names_epoch_and_batch(monkeypatch, capsys, tmp_path):
 
     monkeypatch.setattr(data, "get_datasets", poisoned)
     out = tmp_path / "never.bin"
-    rc = cifar10_main.main([*SMALL, "--student-nl-act", "psa", "--epochs", "1", "--save", str(out)])
+    rc = cifar10_main.main([*SMALL, "--student-nl-act", act, "--impl", impl, "--epochs", "1",
+                            "--save", str(out)])
     err = capsys.readouterr().err
     assert rc == 2
-    assert "non-finite values in training at training epoch 1, batch 0" in err, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1, err
+    assert f"non-finite values in training at training epoch 1, batch 0: {layer} received " in err, err
     assert not out.exists(), "nothing may be written after a failed run"

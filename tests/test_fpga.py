@@ -11,13 +11,19 @@ import torch
 from fpga import lerp8 as L8
 from fpga.eval_quantized import QuantizedTableActivation
 
-HAVE_VERILATOR = shutil.which("verilator") is not None
-needs_verilator = pytest.mark.skipif(not HAVE_VERILATOR,
-                                     reason="install with: apt-get install -y verilator")
+from tests.oracles import need_program
+
+
+@pytest.fixture
+def verilator_needed():
+    need_program("verilator", "apt-get install -y verilator")
+
+
+needs_verilator = pytest.mark.usefixtures("verilator_needed")
 
 
 def scalar_lerp8(x, row, m):
-    """SPEC section 9 one value at a time with exact rationals (independent of lerp8)."""
+    """docs/METHOD.md section 9 one value at a time with exact rationals (independent of lerp8)."""
     Lb = 8 - m
     idx = x + 128
     hi, lo = idx // 2 ** Lb, idx % 2 ** Lb
@@ -85,7 +91,7 @@ def test_tabulate_relu_independently():
 @pytest.mark.parametrize("m", [4, 5, 6, 7])
 def test_rtl_exhaustive_all_codes(m, tmp_path, capsys):
     from fpga.sim import simulate
-    F = 3
+    F = 4   # the F of the other lerp_layer tests: one Verilator build for M = 6
     tables = np.random.default_rng(10 + m).integers(-128, 128, (F, 2 ** m + 1))
     x = np.repeat(np.arange(-128, 128), F)  # every code on every feature
     L8.write_hex(tmp_path / "t.hex", tables)
@@ -103,7 +109,7 @@ def test_rtl_exhaustive_all_codes(m, tmp_path, capsys):
 @needs_verilator
 def test_rtl_with_bubbles_keeps_feature_order(tmp_path):
     from fpga.sim import simulate
-    F, m = 5, 6
+    F, m = 4, 6
     tables = np.random.default_rng(3).integers(-128, 128, (F, 65))
     x = np.random.default_rng(4).integers(-128, 128, 2000)
     L8.write_hex(tmp_path / "t.hex", tables)
@@ -191,3 +197,85 @@ def test_export_and_sim_cli_errors(tmp_path, capsys):
                    "--features", "2", "--out", str(tmp_path / "y.hex")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "file not found" in err[0]
+
+
+# --- the simulation cache: nothing path-dependent compiled in, no shared files ---------------
+
+def _copy_checkout(dst):
+    """The parts of the checkout that ``python -m fpga.sim`` needs, with its build cache."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shutil.copytree(os.path.join(root, "fpga"), os.path.join(dst, "fpga"),
+                    ignore=shutil.ignore_patterns("__pycache__", ".tmp_*"))
+    shutil.copy(os.path.join(root, "errors.py"), dst)
+    return root
+
+
+def test_sim_cache_survives_a_copied_checkout(tmp_path):
+    """Simulate, copy the checkout with its build cache, simulate new tables in the copy:
+    the copy reuses the cached model (no rebuild) and is bit-exact on the new tables."""
+    import subprocess
+    import sys
+    from fpga.sim import build, simulate
+    need_program("verilator", "apt-get install -y verilator")
+    F, m = 4, 6
+    rng = np.random.default_rng(21)
+    x = np.tile(np.arange(-128, 128), F)
+    L8.write_hex(tmp_path / "x.hex", x)
+    old = rng.integers(-128, 128, (F, 65))
+    L8.write_hex(tmp_path / "old.hex", old)
+    simulate(str(tmp_path / "old.hex"), str(tmp_path / "x.hex"), F, m, str(tmp_path / "y_old.hex"))
+    assert (L8.read_hex(tmp_path / "y_old.hex") == L8.lerp8_stream(x, old, m)).all()
+    exe = build(F, m)
+    copy = tmp_path / "copy"
+    root = _copy_checkout(copy)
+    new = rng.integers(-128, 128, (F, 65))
+    L8.write_hex(tmp_path / "new.hex", new)
+    os.remove(tmp_path / "old.hex")      # a model that still read the old tables would fail
+    proc = subprocess.run([sys.executable, "-m", "fpga.sim", "--tables", str(tmp_path / "new.hex"),
+                           "--inputs", str(tmp_path / "x.hex"), "--features", str(F),
+                           "--addr-bits", str(m), "--out", str(tmp_path / "y_new.hex"), "--check"],
+                          capture_output=True, text=True, cwd=copy)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "building" not in proc.stderr, "the copy rebuilt instead of reusing the cached model"
+    assert os.path.relpath(exe, os.path.join(root, "fpga")).startswith("build")
+    assert (L8.read_hex(tmp_path / "y_new.hex") == L8.lerp8_stream(x, new, m)).all()
+    assert "0 mismatches" in proc.stdout
+
+
+def test_sim_concurrent_runs_share_no_files(tmp_path):
+    """Two simulations of the same F and M at once, different tables: both bit-exact."""
+    import subprocess
+    import sys
+    need_program("verilator", "apt-get install -y verilator")
+    from fpga.sim import build
+    F, m = 4, 6
+    build(F, m)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, 40000)
+    L8.write_hex(tmp_path / "x.hex", x)
+    procs, tables = [], []
+    for k in range(2):
+        t = rng.integers(-128, 128, (F, 65))
+        tables.append(t)
+        L8.write_hex(tmp_path / f"t{k}.hex", t)
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "fpga.sim", "--tables", str(tmp_path / f"t{k}.hex"), "--inputs",
+             str(tmp_path / "x.hex"), "--features", str(F), "--addr-bits", str(m), "--out",
+             str(tmp_path / f"y{k}.hex")], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    for p in procs:
+        assert p.wait() == 0, p.stderr.read()
+    for k in range(2):
+        assert (L8.read_hex(tmp_path / f"y{k}.hex") == L8.lerp8_stream(x, tables[k], m)).all()
+
+
+def test_sim_cache_key_covers_what_is_compiled_in(monkeypatch):
+    """Parameters, flags, sources and the tool versions all change the key."""
+    import fpga.sim as S
+    need_program("verilator", "apt-get install -y verilator")
+    base = S.cache_key("lerp_layer", S.RTL + [S.TB], {"F": 4, "M": 6}, ["-O1"])
+    assert base != S.cache_key("lerp_layer", S.RTL + [S.TB], {"F": 4, "M": 5}, ["-O1"])
+    assert base != S.cache_key("lerp_layer", S.RTL + [S.TB], {"F": 4, "M": 6}, ["-O2"])
+    assert base != S.cache_key("lerp_layer", S.RTL, {"F": 4, "M": 6}, ["-O1"])
+    monkeypatch.setattr(S, "_tool_version", lambda cmd: "verilator 9.9" if "verilator" in cmd[0] else "g++")
+    assert base != S.cache_key("lerp_layer", S.RTL + [S.TB], {"F": 4, "M": 6}, ["-O1"])

@@ -4,9 +4,10 @@ import os
 import pytest
 import torch
 
-from models import (CheckpointError, UnknownActivationError, atomic_torch_save, build_from_checkpoint,
-                    build_resmlp, describe_checkpoint, export_authors_state_dict, load_checkpoint,
-                    save_checkpoint)
+import errors
+from models import (CheckpointError, ModelConfigError, UnknownActivationError, atomic_torch_save,
+                    build_from_checkpoint, build_resmlp, describe_checkpoint, describe_model,
+                    export_authors_state_dict, load_checkpoint, save_checkpoint)
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "authors_psa_h1.pt")
 FACTORS = [2.0, 1.0, 0.5, 0.25]
@@ -90,6 +91,18 @@ def test_authors_layout_round_trip_is_exact(authors):
         assert out[k].dtype == v.dtype and torch.equal(out[k], v), k
 
 
+def test_authors_file_rebuilds_from_itself(authors):
+    info = describe_checkpoint(authors["state_dict"])
+    assert {k: info[k] for k in ("arch", "act", "hidden_factor", "embed_dim", "depth",
+                                 "in_channels", "num_classes", "expansion", "grid_size",
+                                 "grid_range", "layout")} == dict(
+        arch="resmlp", act="psa", hidden_factor=1.0, embed_dim=96, depth=4, in_channels=3,
+        num_classes=10, expansion=8, grid_size=64, grid_range=4.0, layout="authors")
+    m = build_from_checkpoint(authors["state_dict"]).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(m(authors["x"]), authors["logits_eval"], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("act", ["base", "bspline", "psa"])
 def test_exchange_both_ways(act, tmp_path):
     a = build_resmlp(act, 0.5)
@@ -112,6 +125,66 @@ def test_exchange_both_ways(act, tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(b(x), a(x), atol=0, rtol=0)
         torch.testing.assert_close(c(x), a(x), atol=0, rtol=0)
+
+
+# --- checkpoints define their model -----------------------------------------------------------
+
+REBUILD_CASES = [
+    # the SVHN teacher's shape
+    ("base", 4.0, dict(embed_dim=64, depth=2),
+     dict(hidden=256, hidden_factor=4.0, embed_dim=64, depth=2, in_channels=3, num_classes=10)),
+    ("psa", 0.25, dict(in_channels=1, grid_size=32, grid_range=8.0, expansion=4),
+     dict(hidden=24, hidden_factor=0.25, embed_dim=96, depth=4, in_channels=1, num_classes=10,
+          expansion=4, grid_size=32, grid_range=8.0)),
+    ("bspline", 0.5, dict(embed_dim=64, depth=2, num_classes=7, spline_size=33),
+     dict(hidden=32, hidden_factor=0.5, embed_dim=64, depth=2, in_channels=3, num_classes=7,
+          spline_size=33, spline_range=None)),
+    ("base", 1.0, dict(patch_size=8),
+     dict(hidden=96, hidden_factor=1.0, embed_dim=96, depth=4, in_channels=3, num_classes=10,
+          patch_size=8, num_patches=16)),
+]
+
+
+@pytest.mark.parametrize("act,h,kw,expect", REBUILD_CASES)
+def test_describe_and_rebuild_from_the_file_alone(act, h, kw, expect, tmp_path):
+    torch.manual_seed(0)
+    a = build_resmlp(act, h, **kw)
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    path = tmp_path / "m.bin"
+    save_checkpoint(a, path)
+    info = describe_checkpoint(path)
+    full = dict(arch="resmlp", act=act, img_size=32, patch_size=4, num_patches=64,
+                layout="authors")
+    full.update(expect)
+    assert {k: info[k] for k in full} == full
+    b = build_from_checkpoint(path)
+    assert describe_model(b) == describe_model(a)
+    x = torch.randn(2, kw.get("in_channels", 3), 32, 32)
+    a.eval(), b.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x), atol=0, rtol=0)
+
+
+def test_native_layout_does_not_know_the_grid():
+    sd = build_resmlp("psa", 1.0, grid_size=32).state_dict()
+    info = describe_checkpoint(sd)
+    assert (info["layout"], info["grid_size"], info["grid_range"]) == ("native", None, None)
+    m = build_from_checkpoint(sd, grid_size=32)  # the flag supplies what the file lacks
+    assert m.layers[0].layers[1].layers[0].psa.grid_size == 32
+
+
+def test_not_a_model_file():
+    with pytest.raises(CheckpointError, match="neither a ResMLP state_dict .* nor a ResNet-20"):
+        describe_checkpoint({"foo.weight": torch.zeros(2)})
+
+
+def test_error_classes_are_user_errors_and_keep_their_base():
+    for cls in (CheckpointError, UnknownActivationError, ModelConfigError):
+        assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError)
+    with pytest.raises(ModelConfigError, match="hidden factor 0.001 gives an empty hidden layer"):
+        build_resmlp("base", 0.001)
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -148,7 +221,8 @@ def test_missing_and_corrupt_files(tmp_path):
 def test_grid_size_mismatch(tmp_path):
     p = tmp_path / "m.bin"
     save_checkpoint(build_resmlp("psa", 1.0, grid_size=32), p)
-    with pytest.raises(CheckpointError, match="grid of 64 points"):
+    with pytest.raises(CheckpointError, match="holds a LERP-PSA grid of 32 points but the model "
+                                              "was built with 64; pass --grid-size 32"):
         load_checkpoint(build_resmlp("psa", 1.0), p)
 
 

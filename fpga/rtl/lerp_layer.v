@@ -2,9 +2,11 @@
 //
 // Element n of the stream belongs to feature n mod F (features in order,
 // repeating). Each feature has its own (2^M + 1)-entry signed 8-bit table;
-// all tables sit in one ROM, feature-major, loaded with $readmemh from
-// TABLE_FILE (one two's-complement byte per line: feature 0's entries
-// 0..2^M, then feature 1's, ...). One lerp_unit evaluates the stream: one
+// all tables sit in one ROM, feature-major, loaded with $readmemh (one
+// two's-complement byte per line: feature 0's entries 0..2^M, then feature
+// 1's, ...) from the file named by the plusarg +tables=PATH in simulation
+// (read at run time, so a simulator holds no path), else from TABLE_FILE
+// (synthesis). One lerp_unit evaluates the stream: one
 // element per clock in and, after 4 cycles of latency, one result per clock
 // out. There is no back-pressure; in_valid may drop at any cycle (bubbles
 // pass through the pipeline and keep the feature count).
@@ -12,7 +14,8 @@
 // Parameters
 //   F           number of features, >= 1
 //   M           table address bits per feature, 1..7
-//   TABLE_FILE  path of the $readmemh file with F * (2^M + 1) entries
+//   TABLE_FILE  $readmemh file with F * (2^M + 1) entries, used without the
+//               +tables= plusarg and in synthesis
 //
 // Ports
 //   clk        clock, all registers on its rising edge
@@ -42,7 +45,15 @@ module lerp_layer #(
     localparam integer FW    = (F > 1) ? $clog2(F) : 1;
 
     reg signed [7:0] rom [0:DEPTH-1];
+`ifdef SYNTHESIS
     initial $readmemh(TABLE_FILE, rom);
+`else
+    reg [8*1024-1:0] table_path;  // the +tables= plusarg, at most 1024 characters
+    initial begin
+        if ($value$plusargs("tables=%s", table_path)) $readmemh(table_path, rom);
+        else $readmemh(TABLE_FILE, rom);
+    end
+`endif
 
     // Feature of the current element and the address of its entry 0,
     // advanced on every accepted element.

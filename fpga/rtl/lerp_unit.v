@@ -1,4 +1,4 @@
-// lerp_unit: one lane of the 8-bit LERP lookup activation (SPEC section 9).
+// lerp_unit: one lane of the 8-bit LERP lookup activation (docs/METHOD.md section 9).
 //
 // Singh & Bazargan, "Compressing Neural Networks Using Learnable 1-D
 // Non-Linear Functions", ACM TRETS 2025: a trained 1-D activation becomes a

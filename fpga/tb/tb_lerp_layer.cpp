@@ -1,7 +1,10 @@
 // Verilator testbench for lerp_layer: streams 8-bit codes from a hex file,
 // collects the results in order and writes them to a hex file (same format).
 //
-//   Vlerp_layer INPUTS.hex OUTPUTS.hex [BUBBLE_PERCENT [SEED]]
+//   Vlerp_layer +tables=TABLES.hex INPUTS.hex OUTPUTS.hex [BUBBLE_PERCENT [SEED]]
+//
+// +tables= names the table file, read by the RTL's $readmemh at run time
+// (plusargs may stand anywhere among the arguments).
 //
 // BUBBLE_PERCENT > 0 drops in_valid on that share of cycles (random, seeded)
 // to check that bubbles keep the feature order. Prints one summary line:
@@ -31,7 +34,13 @@ static std::vector<int> read_hex(const char *path) {
     return v;
 }
 
-int main(int argc, char **argv) {
+int main(int argc_all, char **argv_all) {
+    // Positional arguments are the ones that are not plusargs.
+    std::vector<char *> pos;
+    for (int i = 0; i < argc_all; ++i)
+        if (i == 0 || argv_all[i][0] != '+') pos.push_back(argv_all[i]);
+    const int argc = static_cast<int>(pos.size());
+    char **argv = pos.data();
     if (argc < 3) {
         std::cerr << "usage: " << argv[0] << " INPUTS.hex OUTPUTS.hex [BUBBLE_PERCENT [SEED]]\n";
         return 2;
@@ -41,6 +50,7 @@ int main(int argc, char **argv) {
     std::mt19937 rng(argc > 4 ? std::atoi(argv[4]) : 1);
 
     auto ctx = std::make_unique<VerilatedContext>();
+    ctx->commandArgs(argc_all, argv_all);  // +tables= reaches $value$plusargs
     auto top = std::make_unique<Vlerp_layer>(ctx.get());
     auto tick = [&]() {
         top->clk = 0;

@@ -1,0 +1,122 @@
+#!/usr/bin/env python
+"""The INT8 table (docs/METHOD.md section 10): results_int8.csv from the QAT logs, or --check it.
+
+  python scripts/collect_int8_results.py [--model-root DIR]
+      reads <act folder>/quant/<stem>_log.txt (the last JSON line of cifar10_quant.py) for
+      ReLU h = 2, ReLU h = 1 and LERP-PSA h = 1, the float accuracy from results.csv, and
+      writes results_int8.csv (activation,hidden_factor,float_accuracy,int8_accuracy).
+  python scripts/collect_int8_results.py --check [--model-root DIR]
+      re-runs the integer-only model (fpga.int_resmlp) of every dump in results_int8.csv on the
+      test set and fails unless each accuracy is the one in the CSV.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+MODELS = (("base", "2"), ("base", "1"), ("psa", "1"))
+FOLDERS = {"base": "baseline", "psa": "lerp_psa_64"}
+STEMS = {"2": "h_mul_2", "1": "h_mul_1", "0.5": "h_div_2", "0.25": "h_div_4"}
+FIELDS = ("activation", "hidden_factor", "float_accuracy", "int8_accuracy")
+
+
+def dump_dir(root, act, h):
+    return os.path.join(root, FOLDERS[act], "quant", STEMS[h])
+
+
+def last_result(path):
+    with open(path) as f:
+        for line in reversed(f.read().splitlines()):
+            if line.startswith("{") and '"int8_accuracy"' in line:
+                return json.loads(line)
+    raise SystemExit(f"collect_int8_results.py: error: {path} has no final result line; "
+                     "rerun the QAT driver")
+
+
+def float_accuracy(root, act, h):
+    with open(os.path.join(root, "results.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["activation"] == act and float(row["hidden_factor"]) == float(h):
+                return row["accuracy"]
+    raise SystemExit(f"collect_int8_results.py: error: results.csv has no row for {act} h={h}")
+
+
+def collect(root):
+    rows = []
+    for act, h in MODELS:
+        log = os.path.join(root, FOLDERS[act], "quant", f"{STEMS[h]}_log.txt")
+        if not os.path.isfile(log):
+            raise SystemExit(f"collect_int8_results.py: error: missing {log}; run "
+                             "scripts/run_quant_baseline.sh and scripts/run_quant_lerp_psa.sh")
+        r = last_result(log)
+        if r.get("identical_logits") != r.get("test_images"):
+            raise SystemExit(f"collect_int8_results.py: error: {log}: fake-quant and integer "
+                             "predictions differ")
+        rows.append(dict(activation=act, hidden_factor=h, float_accuracy=float_accuracy(root, act, h),
+                         int8_accuracy=f"{r['int8_accuracy']:.2f}"))
+    path = os.path.join(root, "results_int8.csv")
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+    print(f"wrote {path}")
+    for r in rows:
+        print(f"  {r['activation']:4s} h={r['hidden_factor']}: float {r['float_accuracy']} %, "
+              f"int8 {r['int8_accuracy']} %")
+
+
+def check(root, dataset, dataset_dir):
+    from fpga import int_resmlp as im
+    path = os.path.join(root, "results_int8.csv")
+    if not os.path.isfile(path):
+        raise SystemExit(f"collect_int8_results.py: error: missing {path}")
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    bad = 0
+    print("| activation | hidden factor | float % | int8 % (csv) | int8 % (recomputed) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        d = dump_dir(root, r["activation"], r["hidden_factor"])
+        params, meta = im.load_params(os.path.join(d, "quant_params.npz"))
+        x, labels = im.dataset_codes(meta, dataset, dataset_dir, progress=False)
+        acc = 100.0 * float((im.forward(params, meta, x).argmax(1) == labels).sum()) / len(labels)
+        ok = f"{acc:.2f}" == f"{float(r['int8_accuracy']):.2f}"
+        bad += not ok
+        print(f"| {r['activation']} | {r['hidden_factor']} | {r['float_accuracy']} | "
+              f"{r['int8_accuracy']} | {acc:.2f}{'' if ok else '  MISMATCH'} |")
+    if bad:
+        print(f"{bad} integer accuracies differ from {path}")
+        return 1
+    print("all integer accuracies reproduced")
+    return 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="collect_int8_results.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model-root", default=os.path.join(
+        ROOT, "output", "fashion_mnist", "resmlp_layers_4_h_4_embed_96"))
+    p.add_argument("--check", action="store_true", help="re-run the dumps and compare")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--dataset-dir", default=None)
+    args = p.parse_args(argv)
+    if args.check:
+        from errors import UserError, report
+        try:
+            return check(args.model_root, args.dataset, args.dataset_dir)
+        except UserError as exc:
+            return report("collect_int8_results.py", exc)
+    collect(args.model_root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The three training loops: plain, block-wise knowledge transfer (KT), knowledge
+distillation (KD) with :func:`distillation_loss` (docs/METHOD.md section 6).
+
+Each loop takes its hyperparameters as arguments and a :class:`Loop` holding what every
+loop shares (device, logging, the resumable session, progress bars, AMP, multi-process
+wrapping). Loops resume from ``loop.session`` when it was loaded from a saved state.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from activations import bspline_tv2
+
+from .evaluate import evaluate, progress
+from .nonfinite import raise_nonfinite
+from .optim import Optimisers
+from .session import Phase, Session, check_stop
+
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Loop:
+    """What every loop shares."""
+    device: torch.device
+    log: object                          # training.logging.Logger
+    session: Session
+    show_progress: bool = False
+    limit_batches: int = 0               # stop each epoch after this many batches (0: all)
+    amp: Optional[str] = None            # None, "bf16" or "fp16": autocast of the forward pass
+    distributed: bool = False            # evaluation sums counts over processes
+    wrap: Callable[[nn.Module], nn.Module] = field(default=lambda m: m)  # e.g. DistributedDataParallel
+    scaler: object = None                # GradScaler for fp16
+
+    def __post_init__(self):
+        if self.amp == "fp16" and self.scaler is None:
+            self.scaler = torch.amp.GradScaler(self.device.type)
+
+    def autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AMP_DTYPES[self.amp])
+
+
+def _upcast(t):
+    """Half-precision tensors (from autocast) to float32; others unchanged."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def distillation_loss(student_logits, teacher_logits, labels, *, temperature: float = 1.0,
+                      alpha: float = 0.8):
+    """``alpha * T^2 * CE(softmax(teacher / T), log_softmax(student / T)) + (1 - alpha) * CE(student, labels)``."""
+    T = temperature
+    student_logits, teacher_logits = _upcast(student_logits), _upcast(teacher_logits)
+    soft = F.softmax(teacher_logits / T, dim=1)
+    kd = -(soft * F.log_softmax(student_logits / T, dim=1)).sum(1).mean()
+    return alpha * T * T * kd + (1.0 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+def _set_epoch(loader, epoch: int) -> None:
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):      # DistributedSampler: a new shuffle per epoch
+        sampler.set_epoch(epoch)
+
+
+def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *, where: str,
+              epoch: int, desc: str, bspline_lambda: float = 0.0) -> float:
+    """One training epoch; ``loss_fn(x, y) -> loss``; ``model`` is the (unwrapped) model
+    whose spline coefficients get the TV(2) term. Returns the mean loss.
+
+    The loss is read once per step (for the mean); a NaN or inf there stops training with
+    the first layer that received a non-finite input (:mod:`training.nonfinite`)."""
+    total, count = 0.0, 0
+    regularise = bspline_lambda and getattr(model, "act", None) == "bspline"
+    for batch, (x, y) in enumerate(progress(loader, loop.show_progress, desc)):
+        check_stop()
+        if loop.limit_batches and batch >= loop.limit_batches:
+            break
+        x, y = x.to(loop.device, non_blocking=True), y.to(loop.device, non_blocking=True)
+        try:
+            with loop.autocast():
+                loss = loss_fn(x, y)
+        except Exception:
+            # A kernel may fail on a NaN index before any loss exists: name the layer if
+            # that is what happened, else it is a bug and keeps its traceback.
+            raise_nonfinite(where, epoch, batch, math.nan, model, lambda: loss_fn(x, y),
+                            only_if_found=True)
+            raise
+        if regularise:
+            loss = loss + bspline_lambda * bspline_tv2(model)
+        value = loss.item()
+        if not math.isfinite(value):
+            raise_nonfinite(where, epoch, batch, value, model, lambda: loss_fn(x, y))
+        opt.zero_grad()
+        if loop.scaler is not None:
+            loop.scaler.scale(loss).backward()
+            opt.step(loop.scaler)
+            loop.scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+        total += value
+        count += 1
+    check_stop()
+    return total / max(count, 1)
+
+
+def _report(loop: Loop, phase: Phase, epoch: int, loss: float, acc: float, opt: Optimisers, t0: float):
+    loop.log.line(f"[{epoch}] Accuracy: {acc:.2f} (phase {phase.value}, loss {loss:.4f}, "
+                  f"lr {opt.lr:.2e}, {time.time() - t0:.1f} s)")
+    loop.log.json(event="epoch", phase=phase.value, epoch=epoch, loss=round(loss, 6),
+                  accuracy=round(acc, 2), lr=opt.lr, seconds=round(time.time() - t0, 2))
+
+
+def _resume(opt: Optimisers, session: Session, phase: Phase) -> int:
+    """The last finished epoch of ``phase`` in the resumed state (0 for a fresh start)."""
+    pos = session.position(phase)
+    saved = session.saved_optimisers(phase)
+    if saved:
+        opt.load_state_dict(saved)
+    return pos[1] if pos else 0
+
+
+def _epochs_with_eval(phase: Phase, model, forward_model, train, test, opt, loss_fn, loop: Loop,
+                      epochs: int, bspline_lambda: float, where: str, label: str):
+    session = loop.session
+    for epoch in range(_resume(opt, session, phase) + 1, epochs + 1):
+        t0 = time.time()
+        _set_epoch(train, epoch)
+        forward_model.train()
+        loss = run_epoch(model, train, opt, loss_fn, loop, where=where, epoch=epoch,
+                         desc=f"{label} {epoch}/{epochs}", bspline_lambda=bspline_lambda)
+        opt.epoch_end()
+        acc = evaluate(model, test, loop.device, show_progress=loop.show_progress,
+                       distributed=loop.distributed)
+        check_stop()
+        session.record(acc)
+        _report(loop, phase, epoch, loss, acc, opt, t0)
+        session.save(phase, epoch, opt=opt, force=epoch == epochs)
+    return session.last_acc
+
+
+def train_plain(model: nn.Module, train, test, loop: Loop, *, epochs: int, lr: float, wd: float,
+                spline_lr: float = 1e-3, min_lr: float = 1e-5, bspline_lambda: float = 0.0):
+    """Cross-entropy training for ``epochs`` epochs (AdamW, cosine to ``min_lr``); the test
+    accuracy after every epoch; returns the last one."""
+    opt = Optimisers([model], lr, wd, spline_lr, epochs, min_lr)
+    net = loop.wrap(model)
+    return _epochs_with_eval(Phase.TRAIN, model, net, train, test, opt,
+                             lambda x, y: F.cross_entropy(net(x), y), loop, epochs,
+                             bspline_lambda, "training", "train")
+
+
+def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop, *, epochs: int,
+                       lr: float, wd: float = 0.0, spline_lr: float = 1e-3,
+                       bspline_lambda: float = 0.0) -> None:
+    """Block by block: copy the teacher's embedding, then for block b freeze the embedding
+    and blocks < b and fit block b's output tokens to the teacher's (MSE), ``epochs``
+    epochs per block at a constant AdamW rate ``lr``."""
+    session = loop.session
+    teacher.eval()
+    depth = len(student.layers)
+    pos = session.position(Phase.KT)
+    if pos is None:
+        student.embed_linear.load_state_dict(teacher.embed_linear.state_dict())
+        pos = (0, 0)
+    for b in range(pos[0], depth):
+        for p in student.parameters():
+            p.requires_grad_(False)
+        for p in student.layers[b].parameters():
+            p.requires_grad_(True)
+        opt = Optimisers([student.layers[b]], lr, wd, spline_lr)
+        block = loop.wrap(student.layers[b])
+        first = 1
+        if b == pos[0] and pos[1]:
+            saved = session.saved_optimisers(Phase.KT)
+            if saved:
+                opt.load_state_dict(saved)
+            first = pos[1] + 1
+
+        def loss_fn(x, _y, b=b, block=block):
+            with torch.no_grad():
+                target = teacher.layers[: b + 1](teacher.embed_linear(teacher.patchify(x)))
+                # The frozen part of the student runs in eval mode: its BN statistics stay fixed.
+                inp = student.layers[:b](student.embed_linear(student.patchify(x)))
+            return F.mse_loss(_upcast(block(inp)), _upcast(target))
+
+        for epoch in range(first, epochs + 1):
+            t0 = time.time()
+            _set_epoch(train, b * epochs + epoch)
+            student.eval()
+            student.layers[b].train()
+            loss = run_epoch(student, train, opt, loss_fn, loop, where=f"KT block {b}", epoch=epoch,
+                             desc=f"KT block {b + 1}/{depth} epoch {epoch}/{epochs}",
+                             bspline_lambda=bspline_lambda)
+            loop.log.line(f"[KT block {b} epoch {epoch}] MSE: {loss:.6f} ({time.time() - t0:.1f} s)")
+            loop.log.json(event="kt_epoch", block=b, epoch=epoch, loss=round(loss, 8),
+                          seconds=round(time.time() - t0, 2))
+            session.save(Phase.KT, epoch, kt_block=b, opt=opt, force=epoch == epochs)
+    for p in student.parameters():
+        p.requires_grad_(True)
+
+
+def knowledge_distillation(student: nn.Module, teacher: nn.Module, train, test, loop: Loop, *,
+                           epochs: int, lr: float, wd: float = 0.0, temperature: float = 1.0,
+                           alpha: float = 0.8, spline_lr: float = 1e-3, min_lr: float = 1e-5,
+                           bspline_lambda: float = 0.0):
+    """Everything unfrozen, :func:`distillation_loss` against the frozen teacher, AdamW with
+    cosine annealing to ``min_lr``; the test accuracy after every epoch; returns the last."""
+    opt = Optimisers([student], lr, wd, spline_lr, epochs, min_lr)
+    teacher.eval()
+    net = loop.wrap(student)
+
+    def loss_fn(x, y):
+        with torch.no_grad():
+            t_logits = teacher(x)
+        return distillation_loss(net(x), t_logits, y, temperature=temperature, alpha=alpha)
+
+    return _epochs_with_eval(Phase.KD, student, net, train, test, opt, loss_fn, loop, epochs,
+                             bspline_lambda, "KD", "KD")

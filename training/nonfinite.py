@@ -1,0 +1,75 @@
+"""Where a non-finite loss came from.
+
+The training step reads the loss once anyway (for the epoch's mean); when that value is NaN
+or inf the loop calls :func:`first_nonfinite_layer`, which runs the same batch again with
+forward pre-hooks on every leaf module and names the first one (in call order) whose input
+held NaN or inf. The activations themselves no longer check their inputs, so a healthy
+training step has no extra device synchronisation.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from errors import UserError
+
+
+class NonFiniteTrainingError(UserError):
+    """NaN or inf in training (one line: phase, epoch, batch, first layer)."""
+
+
+def _describe(name: str, module: nn.Module, x: torch.Tensor) -> str:
+    what = type(module).__name__
+    feats = getattr(module, "num_features", None) or getattr(module, "in_features", None)
+    if feats is not None:
+        what += f", {feats} features"
+    n_nan = int(torch.isnan(x).sum())
+    n_inf = int(torch.isinf(x).sum())
+    return f"layer {name} ({what}) received {n_nan} NaN and {n_inf} inf values"
+
+
+def first_nonfinite_layer(model: nn.Module, rerun: Callable[[], object]) -> Optional[str]:
+    """Run ``rerun()`` (the failing forward) with pre-hooks on the leaf modules of
+    ``model``; describe the first one whose floating-point input is not finite, or None.
+
+    Runs under ``torch.no_grad``; batch-norm statistics may move, so only call it on a run
+    that is being abandoned."""
+    found = []
+    names = {}
+    for name, mod in model.named_modules():
+        if name and not any(True for _ in mod.children()):
+            names[mod] = name
+
+    def hook(mod, inputs):
+        if found:
+            return
+        for x in inputs:
+            if torch.is_tensor(x) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                found.append(_describe(names[mod], mod, x.detach()))
+                return
+
+    handles = [m.register_forward_pre_hook(hook) for m in names]
+    try:
+        with torch.no_grad():
+            rerun()
+    except Exception:  # the forward may fail further on; the first layer is what we want
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    return found[0] if found else None
+
+
+def raise_nonfinite(where: str, epoch: int, batch: int, loss_value: float, model: nn.Module,
+                    rerun: Callable[[], object], only_if_found: bool = False) -> None:
+    """Raise the one-line error for a non-finite loss (or, with ``only_if_found``, for a
+    failed forward pass, and only when a layer did receive NaN/inf)."""
+    layer = first_nonfinite_layer(model, rerun)
+    if layer is None and only_if_found:
+        return
+    detail = layer or f"the loss is {loss_value} (every layer's input was finite)"
+    raise NonFiniteTrainingError(
+        f"non-finite values in training at {where} epoch {epoch}, batch {batch}: {detail}; "
+        "lower the learning rate or check the data")
