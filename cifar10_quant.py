@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", default="cifar10", choices=("cifar10", "fashion-mnist", "synthetic"),
+    import data
+    d.add_argument("--dataset", default="cifar10", choices=data.DATASETS,
                    help="data set (default cifar10)")
     d.add_argument("--dataset-dir", default="~/icml_data",
                    help="folder of the data set (default ~/icml_data; fashion-mnist falls back "
@@ -286,6 +287,7 @@ def train(qmodel, teacher, train_loader, test_loader, args, start_epoch=0, opt_s
         if args.checkpoint_dir:
             atomic_save({"qat": qmodel.state(), "epoch": epoch, "opt": opt.state_dict(),
                          "sched": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                         "loader_rng": train_loader.generator.get_state(),
                          "args": {k: v for k, v in vars(args).items() if k in RESUME_KEYS}},
                         os.path.join(args.checkpoint_dir, "qat_state.pt"))
     return evaluation
@@ -442,7 +444,7 @@ def run(args):
             start = int(resume_state["epoch"])
             opt_state = resume_state
             torch.set_rng_state(resume_state["torch_rng"])
-            g.manual_seed(args.seed + start)
+            g.set_state(resume_state["loader_rng"])     # the same batch order as without the stop
             print(f"resumed after epoch {start} from {args.checkpoint_dir}", flush=True)
         t0 = time.time()
         last = train(qmodel, teacher, train_loader, test_loader, args, start, opt_state)

@@ -327,13 +327,14 @@ def random_params(act: str, hidden: int, patch_values: int = 16, channels: int =
 
 # --- input codes -----------------------------------------------------------------------------
 
-def input_codes(patches, input_scale: float):
+def input_codes(patches, input_scale: float, bits: int = 8):
     """Normalised float patches (torch, (..., tokens, P)) -> int8-valued codes
-    ``clamp(floor(x / s + 0.5), -128, 127)`` in float32, exactly as the QAT model's input
-    quantiser computes them (same dtype, same division)."""
+    ``clamp(floor(x / s + 0.5), -2^(bits-1), 2^(bits-1) - 1)`` in float32, exactly as the QAT
+    model's input quantiser computes them (same dtype, same division)."""
     import torch
     s = torch.tensor(float(input_scale), dtype=torch.float32)
-    return torch.clamp(torch.floor(patches.float() / s + 0.5), -128, 127)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    return torch.clamp(torch.floor(patches.float() / s + 0.5), lo, hi)
 
 
 def patchify(images, patch_size: int):
@@ -346,12 +347,13 @@ def patchify(images, patch_size: int):
 
 def dataset_codes(meta: dict, dataset: str, dataset_dir: Optional[str] = None,
                   limit: Optional[int] = None, batch_size: int = 500,
-                  progress: bool = True) -> Tuple[np.ndarray, np.ndarray]:
+                  progress: bool = True, synthetic_size: int = 4000) -> Tuple[np.ndarray, np.ndarray]:
     """The test set as (N, tokens, P) int8 codes and (N,) labels."""
     import torch
     from data import DatasetError, get_datasets
     try:
-        _, test, info = get_datasets(dataset, dataset_dir, augment=False)
+        _, test, info = get_datasets(dataset, dataset_dir, augment=False,
+                                     synthetic_size=synthetic_size)
     except DatasetError as exc:
         raise ParamsError(str(exc)) from None
     if info["in_channels"] != int(meta["in_channels"]):
@@ -363,7 +365,8 @@ def dataset_codes(meta: dict, dataset: str, dataset_dir: Optional[str] = None,
     xs, ys = [], []
     from tqdm import tqdm
     for img, y in tqdm(loader, desc="input codes", disable=not progress, leave=False):
-        xs.append(input_codes(patchify(img, int(meta["patch_size"])), meta["input_scale"])
+        bits = int(meta.get("bits", {}).get("input", 8))
+        xs.append(input_codes(patchify(img, int(meta["patch_size"])), meta["input_scale"], bits)
                   .to(torch.int8).numpy())
         ys.append(y.numpy())
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
@@ -381,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cifar10, fashion-mnist or synthetic (default fashion-mnist)")
     p.add_argument("--dataset-dir", default=None, help="folder holding the dataset files")
     p.add_argument("--limit", type=int, default=None, help="only the first N test images")
+    p.add_argument("--synthetic-size", type=int, default=4000,
+                   help="--dataset synthetic: training images (4000; the test set is a quarter)")
     p.add_argument("--samples", default=None,
                    help="also check the logits stored in this quant_samples.npz")
     p.add_argument("--expect", type=float, default=None,
@@ -405,7 +410,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             if same != x.shape[0]:
                 status = 1
         x, labels = dataset_codes(meta, args.dataset, args.dataset_dir, args.limit,
-                                  progress=not args.disable_tqdm)
+                                  progress=not args.disable_tqdm,
+                                  synthetic_size=args.synthetic_size)
         logits = forward(params, meta, x, int64_matmul=args.int64_matmul)
         correct = int((logits.argmax(axis=1) == labels).sum())
         acc = 100.0 * correct / len(labels)

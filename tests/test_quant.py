@@ -210,7 +210,8 @@ def test_cli_qat_dump_round_trip(float_files, tmp_path, capsys):
     assert np.array_equal(im.forward(params, meta, x), logits)
     # the integer model's own command line reproduces the accuracy and the samples
     rc = im.main(["--params", str(dump / "quant_params.npz"), "--samples",
-                  str(dump / "quant_samples.npz"), "--dataset", "synthetic", "--disable-tqdm",
+                  str(dump / "quant_samples.npz"), "--dataset", "synthetic", "--synthetic-size", "160",
+                  "--disable-tqdm",
                   "--expect", str(result["int8_accuracy"])])
     out = capsys.readouterr().out
     assert rc == 0, out
@@ -242,3 +243,38 @@ def test_cli_bad_input_is_one_line(float_files, tmp_path, capsys, extra, match):
     assert rc == 2
     assert err.count("\n") == 0 and match in err, err
     assert not os.path.exists(tmp_path / "d")
+
+
+def test_cli_resume_ends_with_the_uninterrupted_model(float_files, tmp_path, monkeypatch, capsys):
+    common = SYN + ["--load", str(float_files / "base.bin"), "--student-nl-act", "base",
+                    "--student-hidden-factor", "0.25", "--qat", "--kd-epochs", "2",
+                    "--limit-train-batches", "2"]
+    assert cifar10_quant.main(common + ["--checkpoint-dir", str(tmp_path / "a"),
+                                        "--save", str(tmp_path / "a.bin")]) == 0
+
+    class Stop(Exception):
+        pass
+
+    real = cifar10_quant.evaluate_quant
+    calls = []
+
+    def stop_in_epoch_2(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Stop()
+        return real(*a, **k)
+
+    monkeypatch.setattr(cifar10_quant, "evaluate_quant", stop_in_epoch_2)
+    with pytest.raises(Stop):
+        cifar10_quant.main(common + ["--checkpoint-dir", str(tmp_path / "b"),
+                                     "--save", str(tmp_path / "b.bin")])
+    monkeypatch.setattr(cifar10_quant, "evaluate_quant", real)
+    assert not (tmp_path / "b.bin").exists()
+    capsys.readouterr()
+    assert cifar10_quant.main(common + ["--checkpoint-dir", str(tmp_path / "b"), "--resume",
+                                        "--save", str(tmp_path / "b.bin")]) == 0
+    out = capsys.readouterr().out
+    assert "resumed after epoch 1" in out and "[epoch 2]" in out and "[epoch 1]" not in out
+    a = torch.load(tmp_path / "a.bin", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b.bin", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
