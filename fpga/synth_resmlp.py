@@ -56,11 +56,12 @@ def stages(depth: int = 4) -> Dict[str, tuple]:
 
 def write_params(out: str, params_path: Optional[str]) -> None:
     from .int_resmlp import load_params, random_params
+    given = load_params(params_path) if params_path else None
     for cfg, (act, hidden) in CONFIGS.items():
         for P in (16, 48):
             params, meta = random_params(act, hidden, patch_values=P, seed=0)
-            if params_path:
-                p2, m2 = load_params(params_path)
+            if given is not None:   # the real model fills the ROMs of its own configuration
+                p2, m2 = given
                 if m2["act"] == act and int(m2["hidden"]) == hidden and int(m2["patch_values"]) == P:
                     params, meta = p2, m2
             write_hex_files(params, meta, os.path.join(out, f"hex_{cfg}_p{P}"))
@@ -159,12 +160,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     prog = "python -m fpga.synth_resmlp"
     p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=os.path.join(HERE, "build", "synth_resmlp"))
+    p.add_argument("--out", default=os.path.join(HERE, "build", "synth_resmlp"),
+                   help="folder for the hex files, Yosys reports and summary.md")
     p.add_argument("--params", default=None, help="quant_params.npz to fill the ROMs (default random)")
     p.add_argument("--timeout", type=int, default=1200, help="seconds per Yosys run (1200)")
     p.add_argument("--stages", default=None, help="comma-separated subset of the stages")
-    p.add_argument("--flows", default="generic,xilinx", help="generic, xilinx or both")
-    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--flows", default="generic,xilinx",
+                   help="comma-separated: generic (word-level cells), xilinx (synth_xilinx)")
+    p.add_argument("--depth", type=int, default=4, help="blocks in the totals (4)")
     p.add_argument("--nice", type=int, default=10, help="niceness of the Yosys runs (10)")
     args = p.parse_args(argv)
     try:

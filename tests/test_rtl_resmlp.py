@@ -145,3 +145,26 @@ def test_hex_rejects_out_of_range():
         hex_lines("blocks.0.tm.lin.s", np.array([0, 32]))
     with pytest.raises(HexDumpError, match="outside -128..127"):
         hex_lines("embed.W", np.array([[200]]))
+
+
+def test_synth_report_parsing_and_totals():
+    """fpga.synth_resmlp reads Yosys' stat report and sums a configuration correctly."""
+    from fpga.synth_resmlp import parse_stat, summarise
+    text = """=== top ===
+
+   Number of wires:                443
+   Number of cells:                 12
+     $alu                            5
+     DSP48E2                         4
+     FDRE                            2
+     LUT3                            1
+
+"""
+    assert parse_stat(text) == {"cells": 12, "$alu": 5, "DSP48E2": 4, "FDRE": 2, "LUT3": 1}
+    one = {"generic": {"cells": 10, "$macc": 3}, "xilinx": {"LUT2": 5, "LUT6": 1, "FDRE": 7,
+                                                            "DSP48E2": 2, "RAMB36E2": 1}}
+    res = {name: one for name in ("embed_p16", "token_mixer", "mlp_relu_h1", "mean_pool", "head")}
+    table = summarise(res, depth=4)
+    # embed + 4 x (tm + mlp) + pool + head = 11 copies of each figure
+    assert "| relu_h1 P=16 | 110 | 66 | 77 | 22 | 11 | 0 | 0 |" in table
+    assert "relu_h2" not in table.split("Totals")[1]      # its MLP was not synthesised
