@@ -1,7 +1,7 @@
 """Float vs 8-bit-table accuracy of a ResMLP checkpoint.
 
 Every activation sublayer (LERP-PSA ``x + LerpPSA(x)``, B-spline or ReLU) is
-replaced by the exported 8-bit table arithmetic of SPEC section 9: the input
+replaced by the exported 8-bit table arithmetic of docs/METHOD.md section 9: the input
 is quantised to the layer's input scale, evaluated bit-exactly as the Verilog
 unit does, and dequantised with the output scale. Everything else stays float.
 

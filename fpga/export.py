@@ -1,4 +1,4 @@
-"""Export a model's activation sublayers as 8-bit lookup tables (SPEC section 9).
+"""Export a model's activation sublayers as 8-bit lookup tables (docs/METHOD.md section 9).
 
 For every activation sublayer g (LERP-PSA: ``x + LerpPSA(x)``; B-spline; ReLU)
 the input scale ``s_in`` and output scale ``s_out`` are the abs-max over

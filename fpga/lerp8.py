@@ -1,4 +1,4 @@
-"""Integer reference of the 8-bit LERP unit (SPEC section 9), in numpy and torch.
+"""Integer reference of the 8-bit LERP unit (docs/METHOD.md section 9), in numpy and torch.
 
 Input ``x`` is a signed 8-bit code; ``idx = x + 128`` (0..255). With ``M``
 table-address bits and ``L = 8 - M`` fraction bits: ``hi = idx >> L``,
