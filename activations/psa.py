@@ -110,17 +110,24 @@ class LerpPSA(_PSAParams):
                                   self.o_bias, self.epsilon, t, impl=self.impl)
         return table + t if residual else table
 
-    def _key(self, residual):
-        return (residual,) + tuple((p.data_ptr(), p._version, p.device, p.dtype)
-                                   for p in (self.v_weight, self.q_weight, self.q_bias,
-                                             self.o_weight, self.o_bias, self.epsilon))
+    def _values(self):
+        """The table's inputs as one flat tensor: what the eval cache is keyed on.
+
+        Keyed on the values themselves, not on storage pointers and version counters: an
+        in-place edit through ``.data`` (``p.data.add_(...)``, old-style code and some
+        optimisers) bumps no version counter, and a pointer/version key would then keep a stale
+        table. The comparison costs one pass over F * (3E + 2) + 1 numbers per call."""
+        return torch.cat([p.detach().reshape(-1).to(self.v_weight.dtype)
+                          for p in (self.v_weight, self.q_weight, self.q_bias,
+                                    self.o_weight, self.o_bias, self.epsilon)])
 
     def table(self, residual: bool = False):
         """The current table; cached in eval mode when no gradient is needed.
 
-        Under ``torch.compile`` the table is rebuilt on every call (the cache key
-        reads storage pointers and version counters, which a graph cannot guard
-        on); it is small next to the lookups, and always current."""
+        The cache is keyed on the parameter values (see ``_values``), so any change, in place
+        or not, through autograd or ``.data``, rebuilds it. Under ``torch.compile`` the table
+        is rebuilt on every call (a graph cannot guard on tensor contents); it is small next
+        to the lookups, and always current."""
         needs_grad = torch.is_grad_enabled() and any(
             p.requires_grad for p in self.parameters(recurse=False))
         if torch.compiler.is_compiling():
@@ -128,11 +135,13 @@ class LerpPSA(_PSAParams):
         if self.training or needs_grad:
             self._cache_key = self._cache_table = None
             return self.compute_table(residual)
-        key = self._key(residual)
-        if self._cache_key != key or self._cache_table is None:
+        values = self._values()
+        key = self._cache_key
+        if (self._cache_table is None or key[0] != residual or key[1].device != values.device
+                or key[1].dtype != values.dtype or not torch.equal(key[1], values)):
             with torch.no_grad():
                 self._cache_table = self.compute_table(residual)
-            self._cache_key = key
+            self._cache_key = (residual, values.clone())
         return self._cache_table
 
     def train(self, mode: bool = True):

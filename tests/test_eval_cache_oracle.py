@@ -116,12 +116,6 @@ def edit(m, name, style, k):
         raise ValueError(style)
 
 
-DATA_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="known bug: LerpPSA's eval cache is keyed on each tensor's version counter, which an "
-           "in-place edit through .data (p.data.add_) does not bump, so the stale table is kept")
-
-
 @pytest.mark.parametrize("how", ["no_grad", "grad", "frozen"])
 @pytest.mark.parametrize("style", ["add_", "copy_", "index"])
 @pytest.mark.parametrize("name", PARAMS)
@@ -136,8 +130,7 @@ def test_cache_follows_in_place_parameter_edits(name, style, how):
             check(mod, m, x, how)      # the rebuilt table is cached and reused
 
 
-@pytest.mark.parametrize("how", ["grad", pytest.param("no_grad", marks=DATA_BUG),
-                                 pytest.param("frozen", marks=DATA_BUG)])
+@pytest.mark.parametrize("how", ["grad", "no_grad", "frozen"])
 @pytest.mark.parametrize("name", PARAMS)
 def test_cache_follows_in_place_edits_through_data(name, how):
     """``p.data.add_(...)`` (old-style code, some optimisers): the storage is edited in place
