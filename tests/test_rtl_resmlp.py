@@ -168,3 +168,27 @@ def test_synth_report_parsing_and_totals():
     # embed + 4 x (tm + mlp) + pool + head = 11 copies of each figure
     assert "| relu_h1 P=16 | 110 | 66 | 77 | 22 | 11 | 0 | 0 |" in table
     assert "relu_h2" not in table.split("Totals")[1]      # its MLP was not synthesised
+
+
+SHIPPED = os.path.join(ROOT, "output", "fashion_mnist", "resmlp_layers_4_h_4_embed_96")
+
+
+@pytest.mark.parametrize("folder", ["baseline/quant/h_mul_2", "lerp_psa_64/quant/h_mul_1"])
+def test_shipped_fashion_mnist_dump_bit_exact(folder):
+    """The shipped QAT models (same RTL configurations as relu_h2 and psa_h1 above, so no
+    extra build): 64 real test images, logits equal to the integer model and to the dump."""
+    from tests.oracles import need_path
+    need_program("verilator", "apt-get install -y verilator")
+    from fpga.int_resmlp import load_params, load_samples
+    from fpga.sim_resmlp import compare, run
+    d = os.path.join(SHIPPED, folder)
+    need_path(os.path.join(d, "quant_params.npz"), "the shipped INT8 dump",
+              "git checkout -- output/ (the QAT dumps ship with the repository)")
+    params, meta = load_params(os.path.join(d, "quant_params.npz"))
+    x, labels, logits = load_samples(os.path.join(d, "quant_samples.npz"))
+    x, labels, logits = x[:N_IMAGES], labels[:N_IMAGES], logits[:N_IMAGES]
+    sim = run(params, meta, x)
+    r = compare(params, meta, x, labels, sim)
+    assert r["mismatches"] == 0 and r["images"] == N_IMAGES
+    assert (sim["logits"] == logits).all()
+    assert r["rtl_accuracy"] > 0.7          # a trained model, not noise
