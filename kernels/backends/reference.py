@@ -30,7 +30,8 @@ def lerp_index(x: torch.Tensor, grid_size: int, grid_range: float):
     # Divide by the step (not multiply by its inverse): this is how the authors' code
     # rounds, so floor() picks their segment for inputs within an ulp of a grid point.
     u = (x + grid_range) / grid_step(grid_size, grid_range)
-    j = torch.floor(u).clamp_(0, grid_size - 2)
+    # nan_to_num: a NaN input reads segment 0 and gives NaN, not an out-of-range index.
+    j = torch.floor(u).clamp_(0, grid_size - 2).nan_to_num_(0.0)
     return j.long(), u - j
 
 
@@ -92,7 +93,7 @@ def bspline_index(x: torch.Tensor, size: int, spacing: float):
     and the clamped fraction inside it."""
     half = size // 2
     s = x.clamp(-half * spacing, (half - 1) * spacing) / spacing
-    n = torch.floor(s)
+    n = torch.floor(s).nan_to_num_(0.0)   # NaN input: a valid index, NaN output
     return (n + half).long(), s - n
 
 

@@ -38,6 +38,8 @@ def _segment(x, R, step, G):
     # Returns (j as int32, frac as fp32).
     u = tl.div_rn(x + R, step)
     j = tl.minimum(tl.maximum(tl.floor(u), 0.0), (G - 2).to(tl.float32))
+    # NaN input: segment 0 (a valid address), so the output is NaN rather than a wild load.
+    j = tl.where(j == j, j, 0.0)
     return j.to(tl.int32), u - j
 
 

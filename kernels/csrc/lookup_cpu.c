@@ -58,7 +58,7 @@ void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f, 
             for (int64_t i = 0; i < m; ++i) {                                        \
                 T u = (xr[i] + r) / step;                                            \
                 T j = FLOOR(u);                                                      \
-                j = j < (T)0 ? (T)0 : (j > jmax ? jmax : j);                         \
+                j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                     \
                 fr[i] = u - j;                                                       \
                 idx[i] = (int32_t)j + (int32_t)((i0 + i) * g);                       \
             }                                                                        \
@@ -94,7 +94,7 @@ void lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x,
             for (int64_t i = 0; i < nf; ++i) {                                       \
                 T u = (xr[i] + r) / step;                                            \
                 T j = FLOOR(u);                                                      \
-                j = j < (T)0 ? (T)0 : (j > jmax ? jmax : j);                         \
+                j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                     \
                 T frac = u - j;                                                      \
                 idx[i] = (int32_t)j + (int32_t)(i * g);                              \
                 w0[i] = ((T)1 - frac) * gr[i];                                       \
