@@ -73,8 +73,7 @@ def accuracy(model, loader, device="cpu", limit=0):
 
 
 def main(argv=None):
-    import data
-    from models import CheckpointError, UnknownActivationError
+    from errors import UserError, report
     from .export import load_model_and_data
     p = argparse.ArgumentParser(prog="python -m fpga.eval_quantized", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -84,9 +83,8 @@ def main(argv=None):
     try:
         check_addr_bits(args.addr_bits)
         model, calib, test = load_model_and_data(args)
-    except (CheckpointError, UnknownActivationError, data.DatasetError, ValueError) as exc:
-        print(f"python -m fpga.eval_quantized: error: {exc}", file=sys.stderr)
-        return 2
+    except (UserError, ValueError) as exc:
+        return report("python -m fpga.eval_quantized", exc)
     acc_float = accuracy(model, test, limit=args.limit_test_batches)
     quantize_model(model, calib, args.addr_bits, args.calib_batches)
     acc_q = accuracy(model, test, limit=args.limit_test_batches)

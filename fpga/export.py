@@ -140,9 +140,13 @@ def export_model(model, loader, out_dir: str, m: int, calib_batches: int = 8,
 # --- command line -----------------------------------------------------------------------------
 
 def add_model_args(p):
-    p.add_argument("--checkpoint", help="model checkpoint (omit: a freshly built model, --seed)")
-    p.add_argument("--act", default="psa", help="activation of the checkpoint: base, bspline, psa")
-    p.add_argument("--hidden-factor", type=float, default=1.0)
+    p.add_argument("--checkpoint", help="model checkpoint; the file defines the model (omit: a "
+                   "freshly built model, --seed)")
+    p.add_argument("--act", default=None, help="activation: base, bspline, psa (with --checkpoint: "
+                   "read from the file and only checked; without: default psa)")
+    p.add_argument("--hidden-factor", type=float, default=None,
+                   help="hidden factor h (with --checkpoint: read from the file and only checked; "
+                   "without: default 1)")
     p.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "synthetic", "cifar10"))
     p.add_argument("--dataset-dir", default=None)
     p.add_argument("--addr-bits", "-M", type=int, default=6, help="table address bits M (6)")
@@ -151,16 +155,37 @@ def add_model_args(p):
     p.add_argument("--seed", type=int, default=2023)
 
 
+def model_act_and_h(model):
+    """(activation, hidden factor) of a built ResMLP, for the printed summary."""
+    from models import describe_model
+    info = describe_model(model)
+    return info["act"], info["hidden_factor"]
+
+
 def load_model_and_data(args, train_split=True):
     """(model, calibration loader, test loader) from the shared arguments."""
     import data
-    from models import build_resmlp, canonical_act, load_checkpoint
+    from models import CheckpointError, build_from_checkpoint, build_resmlp, canonical_act
     torch.manual_seed(args.seed)
     train, test, info = data.get_datasets(args.dataset, args.dataset_dir, augment=False)
-    model = build_resmlp(canonical_act(args.act), args.hidden_factor, in_channels=info["in_channels"],
-                         num_classes=info["num_classes"])
     if args.checkpoint:
-        load_checkpoint(model, args.checkpoint)
+        # The file defines the model; --act/--hidden-factor, when given, are checked against it.
+        model = build_from_checkpoint(args.checkpoint, resnet=False, in_channels=info["in_channels"],
+                                      num_classes=info["num_classes"])
+        act, h = model_act_and_h(model)
+        if args.act is not None and canonical_act(args.act) != act:
+            raise CheckpointError(f"{args.checkpoint} holds a {act} model, not {args.act}; "
+                                  f"drop --act or pass --act {act}")
+        if args.hidden_factor is not None and float(args.hidden_factor) != h:
+            raise CheckpointError(f"{args.checkpoint} holds hidden factor {h:g}, not "
+                                  f"{args.hidden_factor:g}; drop --hidden-factor or pass "
+                                  f"--hidden-factor {h:g}")
+        args.act, args.hidden_factor = act, h
+    else:
+        args.act = canonical_act(args.act or "psa")
+        args.hidden_factor = 1.0 if args.hidden_factor is None else args.hidden_factor
+        model = build_resmlp(args.act, args.hidden_factor, in_channels=info["in_channels"],
+                             num_classes=info["num_classes"])
     g = torch.Generator().manual_seed(args.seed)
     calib = torch.utils.data.DataLoader(train if train_split else test, batch_size=args.batch_size,
                                         shuffle=True, generator=g)
@@ -169,8 +194,7 @@ def load_model_and_data(args, train_split=True):
 
 
 def main(argv=None):
-    from models import CheckpointError, UnknownActivationError
-    import data
+    from errors import UserError, report
     p = argparse.ArgumentParser(prog="python -m fpga.export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_model_args(p)
@@ -183,9 +207,8 @@ def main(argv=None):
         model, calib, _ = load_model_and_data(args)
         export_model(model, calib, args.out, args.addr_bits, args.calib_batches, args.dump_inputs,
                      source=os.path.abspath(args.checkpoint) if args.checkpoint else "(freshly built)")
-    except (CheckpointError, UnknownActivationError, data.DatasetError, ValueError) as exc:
-        print(f"python -m fpga.export: error: {exc}", file=sys.stderr)
-        return 2
+    except (UserError, ValueError) as exc:
+        return report("python -m fpga.export", exc)
     print(f"wrote {args.out}/manifest.json")
     return 0
 

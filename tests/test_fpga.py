@@ -279,3 +279,20 @@ def test_sim_cache_key_covers_what_is_compiled_in(monkeypatch):
     assert base != S.cache_key("lerp_layer", S.RTL, {"F": 4, "M": 6}, ["-O1"])
     monkeypatch.setattr(S, "_tool_version", lambda cmd: "verilator 9.9" if "verilator" in cmd[0] else "g++")
     assert base != S.cache_key("lerp_layer", S.RTL + [S.TB], {"F": 4, "M": 6}, ["-O1"])
+
+
+def test_fpga_tools_take_the_model_from_the_checkpoint(tmp_path, capsys):
+    """--checkpoint alone defines the model; --act/--hidden-factor are only checked."""
+    from fpga.eval_quantized import main
+    from models import build_resmlp, save_checkpoint
+    ckpt = str(tmp_path / "psa_h05.bin")
+    save_checkpoint(build_resmlp("psa", 0.5, in_channels=3), ckpt)
+    rc = main(["--dataset", "synthetic", "--checkpoint", ckpt, "--calib-batches", "1",
+               "--limit-test-batches", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "(psa, h = 0.5)" in out
+    for flags, words in ((["--act", "base"], "holds a psa model, not base; drop --act"),
+                         (["--hidden-factor", "1"], "holds hidden factor 0.5, not 1; drop --hidden-factor")):
+        rc = main(["--dataset", "synthetic", "--checkpoint", ckpt, *flags])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and words in err[0], err
