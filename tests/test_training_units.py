@@ -118,8 +118,8 @@ def test_nonfinite_locator_finds_the_activation_in_a_resmlp(act):
     with torch.no_grad():
         mlp[1].weight[3, 5] = math.inf             # the hidden features turn non-finite here
     x = torch.randn(2, 3, 32, 32)
-    # (the reference LERP kernel fails on the NaN index; the locator still names the layer)
     where = training.first_nonfinite_layer(model, lambda: model(x))
-    name = "layers.1.layers.1.layers.2" + (".psa" if act == "psa" else "")
-    kind = "LerpPSA" if act == "psa" else "BSpline"
+    # ResidualLerpPSA looks up its folded table itself (its .psa child is never called)
+    name = "layers.1.layers.1.layers.2"
+    kind = "ResidualLerpPSA" if act == "psa" else "BSpline"
     assert where.startswith(f"layer {name} ({kind}, 24 features) received "), where

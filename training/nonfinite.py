@@ -31,23 +31,26 @@ def _describe(name: str, module: nn.Module, x: torch.Tensor) -> str:
 
 
 def first_nonfinite_layer(model: nn.Module, rerun: Callable[[], object]) -> Optional[str]:
-    """Run ``rerun()`` (the failing forward) with pre-hooks on the leaf modules of
-    ``model``; describe the first one whose floating-point input is not finite, or None.
+    """Run ``rerun()`` (the failing forward) with pre-hooks on every submodule of ``model``;
+    describe the first one (in call order) whose floating-point input is not finite, or None.
+
+    Every submodule is hooked, not only the leaves: a module may compute without calling its
+    children (``ResidualLerpPSA`` looks up its own folded table and never calls its ``psa``).
+    When a container and then its first child receive the same tensor, the child is named.
 
     Runs under ``torch.no_grad``; batch-norm statistics may move, so only call it on a run
     that is being abandoned."""
-    found = []
-    names = {}
-    for name, mod in model.named_modules():
-        if name and not any(True for _ in mod.children()):
-            names[mod] = name
+    found = []                     # [(name, description, the non-finite input)]
+    names = {mod: name for name, mod in model.named_modules() if name}
 
     def hook(mod, inputs):
-        if found:
-            return
+        name = names[mod]
+        if found and not (name.startswith(found[0][0] + ".")
+                          and any(x is found[0][2] for x in inputs)):
+            return                 # already found, and this is not a child taking the same input
         for x in inputs:
             if torch.is_tensor(x) and x.is_floating_point() and not bool(torch.isfinite(x).all()):
-                found.append(_describe(names[mod], mod, x.detach()))
+                found[:] = [(name, _describe(name, mod, x.detach()), x)]
                 return
 
     handles = [m.register_forward_pre_hook(hook) for m in names]
@@ -59,7 +62,7 @@ def first_nonfinite_layer(model: nn.Module, rerun: Callable[[], object]) -> Opti
     finally:
         for h in handles:
             h.remove()
-    return found[0] if found else None
+    return found[0][1] if found else None
 
 
 def raise_nonfinite(where: str, epoch: int, batch: int, loss_value: float, model: nn.Module,
