@@ -68,10 +68,10 @@ class LerpPSA(_PSAParams):
 
     In training the table ``T[i, j] = f_i(t_j)`` is rebuilt on every forward
     (exact autograd through ``f`` on the grid points). In eval mode it is
-    cached and rebuilt only when a parameter changes: the cache key holds each
-    parameter's storage pointer, version counter, device and dtype, so an
-    optimizer step, an in-place edit, ``load_state_dict``, ``.to()`` or a
-    ``.data`` swap all invalidate it. Inputs outside [-R, R] use the edge
+    cached and rebuilt only when a parameter changes: the cache is keyed on the
+    parameter values themselves (and device and dtype), so an optimizer step,
+    an in-place edit (also through ``.data``), ``load_state_dict``, ``.to()`` or
+    a ``.data`` swap all invalidate it. Inputs outside [-R, R] use the edge
     segments linearly. ``save_memory`` is kept for compatibility and has no
     effect: every kernel backend keeps only ``x`` for the backward.
     """
@@ -104,7 +104,10 @@ class LerpPSA(_PSAParams):
             return self.grid_points(device, dtype)
         key = (device, dtype, self.grid_size, self.grid_range)
         if self._grid_cache is None or self._grid_cache[0] != key:
-            self._grid_cache = (key, self.grid_points(device, dtype))
+            # A normal tensor even when first built under torch.inference_mode(): an inference
+            # tensor could not be saved for a later training backward.
+            with torch.inference_mode(False):
+                self._grid_cache = (key, self.grid_points(device, dtype))
         return self._grid_cache[1]
 
     def compute_table(self, residual: bool = False):
@@ -155,7 +158,7 @@ class LerpPSA(_PSAParams):
         return self._cache_table
 
     def train(self, mode: bool = True):
-        self._cache_key = self._cache_table = None
+        self._cache_key = self._cache_table = self._grid_cache = None
         return super().train(mode)
 
     def _apply(self, fn, *args, **kwargs):

@@ -35,7 +35,7 @@ class Optimisers:
         # parameter (the LERP-PSA model has 40 small PSA parameters more than the ReLU one).
         # On the CPU it gives bit-identical updates to the default per-parameter loop
         # (tests/test_training_units.py checks); fused=True would be faster still but rounds
-        # differently, so the shipped runs would no longer reproduce to the bit.
+        # differently from that loop in the last bit.
         if other:
             self.opts.append(torch.optim.AdamW(other, lr=lr, weight_decay=wd, foreach=True))
         if spline:

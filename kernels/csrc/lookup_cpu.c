@@ -45,9 +45,14 @@
 #define ROW_CHUNK_MIN 512
 #define MAX_ROW_CHUNKS 16
 
-static int64_t row_chunks(int64_t n) {
+/* At most MAX_PARTIAL doubles (256 MiB) of partial tables, unless one chunk alone needs more. */
+#define MAX_PARTIAL ((int64_t)1 << 25)
+
+static int64_t row_chunks(int64_t n, int64_t table_size) {
     int64_t c = (n + ROW_CHUNK_MIN - 1) / ROW_CHUNK_MIN;
-    return c < 1 ? 1 : (c > MAX_ROW_CHUNKS ? MAX_ROW_CHUNKS : c);
+    c = c > MAX_ROW_CHUNKS ? MAX_ROW_CHUNKS : c;
+    if (table_size > 0 && c * table_size > MAX_PARTIAL) c = MAX_PARTIAL / table_size;
+    return c < 1 ? 1 : c;
 }
 
 #define DEFINE_LERP(T, SUF, FLOOR)                                                        \
@@ -95,11 +100,12 @@ int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x, 
     const T step = (T)(2.0 * range / (double)(g - 1));                               \
     const T jmax = (T)(g - 2);                                                       \
     const int64_t blocks = (f + FEATURE_BLOCK - 1) / FEATURE_BLOCK;                  \
-    const int64_t chunks = row_chunks(n);                                            \
+    const int64_t chunks = row_chunks(n, f * g);                                     \
     const int64_t chunk_rows = chunks ? (n + chunks - 1) / chunks : 0;               \
     double *part = NULL;                                                             \
     if (grad_table) {                                                                \
-        part = (double *)calloc((size_t)(chunks * f * g), sizeof(double));           \
+        /* + 1: never a zero-size request (f * g may be 0), so NULL means failure. */ \
+        part = (double *)calloc((size_t)(chunks * f * g + 1), sizeof(double));       \
         if (!part) return 1;                                                         \
     }                                                                                \
     _Pragma("omp parallel for collapse(2) schedule(static) num_threads(threads)")   \
@@ -183,10 +189,12 @@ DEFINE_LERP(double, f64, floor)
  * Cephes expf (relative error about 1e-7 on that interval), times 2^k written
  * into the exponent bits. Inputs below -87 are clamped (exp(-87) ~ 1.6e-38
  * instead of a denormal or 0; next to the maximum's term 1 it changes nothing
- * in fp32). A NaN input gives NaN. */
+ * in fp32). A NaN input gives NaN (through r; k is computed from a NaN-free copy,
+ * so the float-to-int conversion is always defined). */
 static inline float exp_nonpos_f32(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    const float k = floorf(x * 1.44269504088896341f + 0.5f);
+    x = x < -87.0f ? -87.0f : x;                /* -inf too; NaN stays NaN */
+    const float xk = x >= -87.0f ? x : -87.0f;  /* NaN -> -87: k is always a finite integer */
+    const float k = floorf(xk * 1.44269504088896341f + 0.5f);
     float r = x - k * 0.693359375f;
     r = r + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -241,7 +249,7 @@ int psa_table_forward_##SUF(const T *v, const T *w, const T *b, const T *o,     
                             const T *c, double eps, const T *grid, T *table,        \
                             int64_t f, int64_t e, int64_t g, int threads) {         \
     int failed = 0;                                                                  \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
+    _Pragma("omp parallel for schedule(static) reduction(max:failed) num_threads(threads)") \
     for (int64_t i = 0; i < f; ++i) {                                                \
         T *A = (T *)malloc(sizeof(T) * (size_t)(e * GRID_CHUNK + e));                \
         if (!A) { failed = 1; continue; }                                            \
@@ -263,10 +271,10 @@ int psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,    
                              T *gv, T *gw, T *gb, T *go, T *gc,                     \
                              int64_t f, int64_t e, int64_t g, int threads) {        \
     int failed = 0;                                                                  \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
+    _Pragma("omp parallel for schedule(static) reduction(max:failed) num_threads(threads)") \
     for (int64_t i = 0; i < f; ++i) {                                                \
         T *A = (T *)malloc(sizeof(T) * (size_t)(e * GRID_CHUNK + e));                \
-        double *acc = (double *)malloc(sizeof(double) * (size_t)(3 * e));            \
+        double *acc = (double *)malloc(sizeof(double) * (size_t)(3 * e + 1));            \
         if (!A || !acc) { free(A); free(acc); failed = 1; continue; }                \
         T *den = A + e * GRID_CHUNK, s[GRID_CHUNK], gox[GRID_CHUNK];                 \
         double *av = acc, *aw = acc + e, *ab = acc + 2 * e, ao = 0, ac = 0;          \
