@@ -68,10 +68,10 @@ class LerpPSA(_PSAParams):
 
     In training the table ``T[i, j] = f_i(t_j)`` is rebuilt on every forward
     (exact autograd through ``f`` on the grid points). In eval mode it is
-    cached and rebuilt only when a parameter changes: the cache key holds each
-    parameter's storage pointer, version counter, device and dtype, so an
-    optimizer step, an in-place edit, ``load_state_dict``, ``.to()`` or a
-    ``.data`` swap all invalidate it. Inputs outside [-R, R] use the edge
+    cached and rebuilt only when a parameter changes: the cache is keyed on the
+    parameter values themselves (and device and dtype), so an optimizer step,
+    an in-place edit (also through ``.data``), ``load_state_dict``, ``.to()`` or
+    a ``.data`` swap all invalidate it. Inputs outside [-R, R] use the edge
     segments linearly. ``save_memory`` is kept for compatibility and has no
     effect: every kernel backend keeps only ``x`` for the backward.
     """
@@ -90,12 +90,25 @@ class LerpPSA(_PSAParams):
         self.impl = impl
         self._cache_key = None
         self._cache_table = None
+        self._grid_cache = None
 
     def grid_points(self, device=None, dtype=torch.float32):
         """The G grid abscissae ``t_j = -R + j * 2R / (G - 1)``."""
         # linspace, as the authors' code: bit-identical released grid buffers.
         return torch.linspace(-self.grid_range, self.grid_range, self.grid_size,
                               device=device, dtype=dtype)
+
+    def _grid(self, device, dtype):
+        """``grid_points`` kept between calls in eager mode (one linspace less per forward)."""
+        if torch.compiler.is_compiling():
+            return self.grid_points(device, dtype)
+        key = (device, dtype, self.grid_size, self.grid_range)
+        if self._grid_cache is None or self._grid_cache[0] != key:
+            # A normal tensor even when first built under torch.inference_mode(): an inference
+            # tensor could not be saved for a later training backward.
+            with torch.inference_mode(False):
+                self._grid_cache = (key, self.grid_points(device, dtype))
+        return self._grid_cache[1]
 
     def compute_table(self, residual: bool = False):
         """Table (F, G) of the exact PSA function on the grid (with autograd).
@@ -104,7 +117,7 @@ class LerpPSA(_PSAParams):
         ``x + f_i(x)``. Both are piecewise linear on the same grid, extrapolation
         included, so ``lerp(x, T + t) == x + lerp(x, T)`` in exact arithmetic, and
         the residual costs an (F, G) add instead of a pass over the activations."""
-        t = self.grid_points(self.v_weight.device, self.v_weight.dtype)
+        t = self._grid(self.v_weight.device, self.v_weight.dtype)
         # epsilon goes in as the buffer itself: read by the kernel, no host sync.
         table = kernels.psa_table(self.v_weight, self.q_weight, self.q_bias, self.o_weight,
                                   self.o_bias, self.epsilon, t, impl=self.impl)
@@ -145,11 +158,11 @@ class LerpPSA(_PSAParams):
         return self._cache_table
 
     def train(self, mode: bool = True):
-        self._cache_key = self._cache_table = None
+        self._cache_key = self._cache_table = self._grid_cache = None
         return super().train(mode)
 
     def _apply(self, fn, *args, **kwargs):
-        self._cache_key = self._cache_table = None
+        self._cache_key = self._cache_table = self._grid_cache = None
         return super()._apply(fn, *args, **kwargs)
 
     def _load_from_state_dict(self, *args, **kwargs):

@@ -11,7 +11,9 @@
 ``kernels.registry`` (``'auto'``: Triton for CUDA tensors, the C/OpenMP kernels
 for CPU tensors, the plain-PyTorch reference elsewhere or, with a one-line
 warning, where no C compiler exists). Each op is a ``torch.library`` custom
-operator (``kernels.ops``), so ``torch.compile(fullgraph=True)`` traces it.
+operator (``kernels.ops``), so ``torch.compile(fullgraph=True)`` traces it; in
+eager mode the same launchers are reached through a plain autograd Function,
+which costs far less Python per call.
 
 Numerics: the reference and CPU backends compute in fp64 for fp64 inputs and in
 fp32 otherwise; Triton computes in fp32 for every input dtype (fp64 included).
@@ -33,7 +35,7 @@ import torch
 
 from ._common import KernelArgumentError, check_bspline, check_lerp, check_psa
 from .backends.reference import knot_spacing, psa_function, tv2
-from .ops import bspline_op, lerp_op, psa_table_op
+from .ops import LookupFunction, PSATableFunction, bspline_op, lerp_op, psa_table_op
 from .registry import BACKENDS, IMPLS, available_impls, resolve
 
 __all__ = ["lerp", "bspline", "psa_table", "psa_function", "tv2", "knot_spacing",
@@ -57,7 +59,10 @@ def lerp(x: torch.Tensor, table: torch.Tensor, grid_range: float, *,
     outside the grid follow the edge segments. ``save_memory``: see the module doc."""
     check_lerp(x, table, grid_range)
     # Contiguous before the op, so that the saved x needs no second copy in the backward.
-    return lerp_op(x.contiguous(), table, float(grid_range), _resolve("lerp", impl, x.device.type))
+    if torch.compiler.is_compiling():
+        return lerp_op(x.contiguous(), table, float(grid_range), _resolve("lerp", impl, x.device.type))
+    return LookupFunction.apply(x.contiguous(), table, float(grid_range),
+                                resolve("lerp", impl, x.device.type), "lerp")
 
 
 def bspline(x: torch.Tensor, coefficients: torch.Tensor, range_: float, *,
@@ -65,7 +70,11 @@ def bspline(x: torch.Tensor, coefficients: torch.Tensor, range_: float, *,
     """Per-feature linear B-spline with coefficients (F, K), K odd, on knots
     k * 2R / (K - 1); the edge segments extrapolate. ``save_memory``: see the module doc."""
     check_bspline(x, coefficients, range_)
-    return bspline_op(x.contiguous(), coefficients, float(range_), _resolve("bspline", impl, x.device.type))
+    if torch.compiler.is_compiling():
+        return bspline_op(x.contiguous(), coefficients, float(range_),
+                          _resolve("bspline", impl, x.device.type))
+    return LookupFunction.apply(x.contiguous(), coefficients, float(range_),
+                                resolve("bspline", impl, x.device.type), "bspline")
 
 
 def psa_table(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid, *,
@@ -76,5 +85,8 @@ def psa_table(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid, *,
     check_psa(v_weight, q_weight, q_bias, o_weight, o_bias, grid)
     if not isinstance(epsilon, torch.Tensor):
         epsilon = torch.tensor([float(epsilon)], dtype=v_weight.dtype, device=v_weight.device)
-    return psa_table_op(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid,
-                        _resolve("psa_table", impl, v_weight.device.type))
+    if torch.compiler.is_compiling():
+        return psa_table_op(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid,
+                            _resolve("psa_table", impl, v_weight.device.type))
+    return PSATableFunction.apply(v_weight, q_weight, q_bias, o_weight, o_bias, epsilon, grid,
+                                  resolve("psa_table", impl, v_weight.device.type))

@@ -65,5 +65,8 @@ def check_psa(v, w, b, o, c, grid) -> None:
         raise KernelArgumentError(
             f"psa_table: o_weight and o_bias must have shape ({v.shape[0]},), got "
             f"{tuple(o.shape)} and {tuple(c.shape)}")
+    if v.shape[0] < 1 or v.shape[1] < 1:
+        raise KernelArgumentError(
+            f"psa_table: need at least one feature and one expert, got shape {tuple(v.shape)}")
     if grid.dim() != 1 or grid.numel() < 2:
         raise KernelArgumentError(f"psa_table: the grid must be 1-D with >= 2 points, got {tuple(grid.shape)}")

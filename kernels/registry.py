@@ -109,6 +109,12 @@ def _warn(b: Backend, why: str):
         warnings.warn(f"{why}; using the slower {b.fallback} path", RuntimeWarning, stacklevel=4)
 
 
+_modules = {}
+
+
 def backend(name: str):
-    """The launcher module of a concrete backend name."""
-    return BY_NAME[name].load()
+    """The launcher module of a concrete backend name (imported once)."""
+    mod = _modules.get(name)
+    if mod is None:
+        mod = _modules[name] = BY_NAME[name].load()
+    return mod

@@ -4,8 +4,8 @@
 The model is the paper's ResMLP (patch 4, embed 96, 4 blocks) on 1 x 32 x 32
 inputs with 10 classes, hidden factor ``--hidden-factor`` (0.25), batch
 ``--batch-size`` (128); one step is forward, cross-entropy (+ lambda * TV2 for
-the B-spline), backward and the optimiser steps (AdamW; Adam for the spline
-coefficients), as in training. Data are random tensors, so data loading is
+the B-spline), backward and the optimiser steps (``training.optim.Optimisers``:
+AdamW; Adam for the spline coefficients), as in training. Data are random tensors, so data loading is
 not included.
 
   python scripts/profile_resmlp_step.py                    # step times, models alternated
@@ -42,11 +42,10 @@ def build(act, args):
                          impl=args.impl)
     if args.compile:
         model = torch.compile(model)
-    spline = [p for m in model.modules() if isinstance(m, BSpline) for p in m.parameters()]
-    ids = {id(p) for p in spline}
-    opts = [torch.optim.AdamW([p for p in model.parameters() if id(p) not in ids], lr=1e-3)]
-    if spline:
-        opts.append(torch.optim.Adam(spline, lr=1e-3))
+    # The optimisers of training (AdamW; Adam for spline coefficients; foreach updates).
+    from training.optim import Optimisers
+    spline = any(isinstance(m, BSpline) for m in model.modules())
+    opts = Optimisers([model], lr=1e-3, wd=0.05, spline_lr=1e-3)
     x = torch.randn(args.batch_size, 1, 32, 32)
     y = torch.randint(0, 10, (args.batch_size,))
 
@@ -54,11 +53,9 @@ def build(act, args):
         loss = F.cross_entropy(model(x), y)
         if spline:
             loss = loss + 1e-5 * sum(m.tv2() for m in model.modules() if isinstance(m, BSpline))
-        for o in opts:
-            o.zero_grad(set_to_none=True)
+        opts.zero_grad()
         loss.backward()
-        for o in opts:
-            o.step()
+        opts.step()
     model.train()
     return step
 

@@ -251,3 +251,23 @@ def test_tv2_of_leaky_relu_init():
     m = BSpline(3)
     # leaky_relu has one kink of slope change 0.99 at 0: TV2 = 0.99 per feature.
     torch.testing.assert_close(m.tv2(), torch.tensor(3 * 0.99), atol=1e-5, rtol=0)
+
+
+def test_training_after_an_inference_mode_eval():
+    # The grid kept between calls must not be an inference tensor: a later training forward
+    # saves it for the backward.
+    m = LerpPSA(7)
+    m.eval()
+    with torch.inference_mode():
+        m(torch.randn(3, 7))
+    m.train()
+    x = torch.randn(3, 7, requires_grad=True)
+    m(x).sum().backward()
+    assert x.grad is not None and m.v_weight.grad is not None
+
+
+def test_psa_table_needs_an_expert():
+    import kernels
+    v = torch.zeros(3, 0)
+    with pytest.raises(kernels.KernelArgumentError, match="at least one feature and one expert"):
+        kernels.psa_table(v, v, v, torch.zeros(3), torch.zeros(3), 1.0, torch.linspace(-4, 4, 8))

@@ -13,7 +13,8 @@ from kernels import registry
 from kernels.backends import cpu as cpu_backend
 from tests.oracles import need_module
 
-SHAPES = [(1, 1), (7, 13), (129, 96), (3, 5, 200)]
+# (1100, 70): several row chunks of the C backward (512 rows each) and two feature blocks.
+SHAPES = [(1, 1), (7, 13), (129, 96), (3, 5, 200), (1100, 70)]
 GRIDS = [33, 64, 128]
 # (dtype, atol, rtol) for outputs/input grads; table grads are compared relative to their scale.
 TOLS = [(torch.float32, 1e-5, 1e-5), (torch.float64, 1e-12, 1e-12)]
@@ -128,6 +129,56 @@ def test_table_gradient_is_deterministic(impl):
     a = run("lerp", impl, x, table, 4.0, g)[2]
     b = run("lerp", impl, x, table, 4.0, g)[2]
     assert torch.equal(a, b), "two backward passes must give identical table gradients"
+
+
+def test_cpu_table_gradient_is_the_same_for_every_thread_count():
+    # The C backward splits rows into chunks that depend on the row count only, and sums the
+    # partial tables in chunk order: 1 and 2 threads must give the same bits.
+    if not cpu_backend.available():
+        pytest.skip("no C compiler: the CPU kernel could not be built")
+    x = (torch.rand(5000, 40) - 0.5) * 10  # 10 row chunks, 200000 elements: threaded
+    table = torch.randn(40, 64)
+    g = torch.randn(5000, 40)
+    before = torch.get_num_threads()
+    try:
+        grads = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            grads.append(run("lerp", "cpu", x, table, 4.0, g))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(grads[0][1], grads[1][1]), "input gradient depends on the thread count"
+    assert torch.equal(grads[0][2], grads[1][2]), "table gradient depends on the thread count"
+    ref = run("lerp", "reference", x, table, 4.0, g)[2]
+    scale = ref.abs().max().item() + 1.0
+    torch.testing.assert_close(grads[0][2], ref, atol=4e-5 * scale, rtol=1e-5)
+
+
+@pytest.mark.parametrize("impl", impls())
+@pytest.mark.parametrize("op", ["lerp", "bspline"])
+def test_eager_function_and_custom_op_agree(impl, op):
+    # Eager calls go through an autograd Function, traced ones through the custom operator;
+    # both reach the same launchers and must give the same bits.
+    dev = device_for(impl)
+    x = ((torch.rand(37, 11, device=dev) - 0.5) * 10).requires_grad_()
+    params = torch.randn(11, 65, device=dev).requires_grad_()
+    g = torch.randn(37, 11, device=dev)
+    y1 = (kernels.lerp if op == "lerp" else kernels.bspline)(x, params, 4.0, impl=impl)
+    g1 = torch.autograd.grad(y1, (x, params), g)
+    custom = kernels.lerp_op if op == "lerp" else kernels.bspline_op
+    y2 = custom(x, params, 4.0, impl)
+    g2 = torch.autograd.grad(y2, (x, params), g)
+    assert torch.equal(y1, y2) and torch.equal(g1[0], g2[0]) and torch.equal(g1[1], g2[1])
+    ps = [torch.randn(11, 8, device=dev).requires_grad_() for _ in range(3)] + \
+         [torch.randn(11, device=dev).requires_grad_() for _ in range(2)]
+    eps = torch.ones(1, device=dev)
+    grid = torch.linspace(-4, 4, 64, device=dev)
+    gt = torch.randn(11, 64, device=dev)
+    t1 = kernels.psa_table(*ps, eps, grid, impl=impl)
+    t2 = kernels.psa_table_op(*ps, eps, grid, impl)
+    assert torch.equal(t1, t2)
+    for a, b in zip(torch.autograd.grad(t1, ps, gt), torch.autograd.grad(t2, ps, gt)):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("impl", impls())
@@ -259,7 +310,8 @@ PSA_PARAMS = ("v_weight", "q_weight", "q_bias", "o_weight", "o_bias")
 
 @pytest.mark.parametrize("impl,dtype,atol,rtol",
                          impl_dtypes([(torch.float32, 2e-5, 1e-5), (torch.float64, 1e-10, 1e-10)]))
-@pytest.mark.parametrize("F_,E,G", [(1, 1, 2), (13, 8, 33), (96, 8, 64), (37, 5, 128), (3, 70, 16)])
+@pytest.mark.parametrize("F_,E,G", [(1, 1, 2), (13, 8, 33), (96, 8, 64), (37, 5, 128), (3, 70, 16),
+                                    (5, 8, 200)])
 def test_psa_table_matches_reference(impl, F_, E, G, dtype, atol, rtol):
     dev = device_for(impl)
     torch.manual_seed(F_ + E + G)
@@ -277,3 +329,27 @@ def test_psa_table_matches_reference(impl, F_, E, G, dtype, atol, rtol):
         assert a.dtype == dtype
         scale = b.abs().max().item() + 1.0
         torch.testing.assert_close(a, b, atol=atol * scale, rtol=rtol, msg=f"{name}")
+
+
+@pytest.mark.parametrize("impl", impls())
+def test_psa_table_with_sharp_experts(impl):
+    # Narrow experts (w ~ 0.05, epsilon 0.01) make -q reach -5000: exponents far below fp32's
+    # range, where the C backend's own exponential clamps. The table and every gradient still
+    # match the fp64 reference. (Narrower still, w ~ 0.01 with epsilon 1e-4, the closed-form
+    # q-gradients lose most of their digits to cancellation in fp32, with libm's expf as well.)
+    dev = device_for(impl)
+    torch.manual_seed(5)
+    F_, E, G = 6, 8, 64
+    ps = [torch.randn(F_, E, device=dev) * 3, torch.randn(F_, E, device=dev) * 0.05,
+          torch.rand(F_, E, device=dev) * 8 - 4, torch.randn(F_, device=dev), torch.randn(F_, device=dev)]
+    grid = torch.linspace(-4, 4, G, device=dev)
+    g = torch.randn(F_, G, device=dev)
+    outs = {}
+    for which, dt in (("reference", torch.float64), (impl, torch.float32)):
+        leaves = [p.to(dt).clone().requires_grad_() for p in ps]
+        t = kernels.psa_table(*leaves, 1e-2, grid.to(dt), impl=which)
+        outs[which] = [t] + list(torch.autograd.grad(t, leaves, g.to(dt)))
+    for name, a, b in zip(("table",) + PSA_PARAMS, outs[impl], outs["reference"]):
+        assert torch.isfinite(a).all(), name
+        scale = b.abs().max().item() + 1.0
+        torch.testing.assert_close(a.double(), b, atol=1e-5 * scale, rtol=1e-4, msg=name)

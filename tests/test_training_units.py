@@ -123,3 +123,31 @@ def test_nonfinite_locator_finds_the_activation_in_a_resmlp(act):
     name = "layers.1.layers.1.layers.2"
     kind = "ResidualLerpPSA" if act == "psa" else "BSpline"
     assert where.startswith(f"layer {name} ({kind}, 24 features) received "), where
+
+
+@pytest.mark.parametrize("act", ["psa", "bspline"])
+def test_optimisers_update_exactly_as_the_per_parameter_loop(act):
+    # The training optimisers use foreach=True for speed; the updates must be bit-identical to
+    # torch's default per-parameter AdamW/Adam, so that runs before and after reproduce.
+    from models import build_resmlp
+    from training.optim import Optimisers, split_params
+    torch.manual_seed(0)
+    model = build_resmlp(act, 0.25, in_channels=1, num_classes=10, depth=2, embed_dim=16)
+    twin = build_resmlp(act, 0.25, in_channels=1, num_classes=10, depth=2, embed_dim=16)
+    twin.load_state_dict(model.state_dict())
+    ours = Optimisers([model], lr=1e-2, wd=0.05, spline_lr=1e-3, epochs=3)
+    spline, other = split_params([twin])
+    plain = [torch.optim.AdamW(other, lr=1e-2, weight_decay=0.05, foreach=False)]
+    if spline:
+        plain.append(torch.optim.Adam(spline, lr=1e-3, weight_decay=0.0, foreach=False))
+    assert all(o.defaults["foreach"] for o in ours.opts)
+    x = torch.randn(8, 1, 32, 32)
+    y = torch.randint(0, 10, (8,))
+    for _ in range(4):
+        for net, step in ((model, ours.step), (twin, lambda: [o.step() for o in plain])):
+            for p in net.parameters():
+                p.grad = None
+            nn.functional.cross_entropy(net(x), y).backward()
+            step()
+    for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
+        assert torch.equal(a, b), f"{name} differs after 4 steps"

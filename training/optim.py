@@ -31,10 +31,15 @@ class Optimisers:
                  epochs: Optional[int] = None, min_lr: float = 1e-5):
         spline, other = split_params(modules)
         self.opts = []
+        # foreach: one call per update step for all tensors instead of a dozen small ops per
+        # parameter (the LERP-PSA model has 40 small PSA parameters more than the ReLU one).
+        # On the CPU it gives bit-identical updates to the default per-parameter loop
+        # (tests/test_training_units.py checks); fused=True would be faster still but rounds
+        # differently from that loop in the last bit.
         if other:
-            self.opts.append(torch.optim.AdamW(other, lr=lr, weight_decay=wd))
+            self.opts.append(torch.optim.AdamW(other, lr=lr, weight_decay=wd, foreach=True))
         if spline:
-            self.opts.append(torch.optim.Adam(spline, lr=spline_lr, weight_decay=0.0))
+            self.opts.append(torch.optim.Adam(spline, lr=spline_lr, weight_decay=0.0, foreach=True))
         self.scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs, eta_min=min_lr)
                        for o in self.opts] if epochs else []
 

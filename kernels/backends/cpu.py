@@ -3,14 +3,18 @@ with the system C compiler at first use and called through ctypes.
 
 * LERP forward: one pass computes index, fraction and interpolation,
   parallel over rows.
-* LERP backward: recomputes index and fraction from ``x`` and accumulates
-  the table gradient per block of features in one thread each, in double,
-  so it is bit-reproducible whatever the thread count.
+* LERP backward: recomputes index and fraction from ``x``; work is split into
+  (row chunk, feature block) pairs, each accumulating the table gradient in
+  its own double partial table, summed in chunk order. Chunks depend on the
+  row count only, so the gradient is bit-reproducible whatever the thread
+  count, and 24 or 96 features still use every thread.
 * A linear B-spline with K knots on [-R, R] is the same piecewise-linear
   function as a K-point table with edge extrapolation (output, input
   gradient and coefficient gradient), so ``bspline_*`` are the LERP kernels.
 * PSA table: forward and closed-form backward (softmax recomputed), one
-  feature per iteration, gradients accumulated in double.
+  feature per iteration, 64 grid points at a time so the loops vectorise
+  (an fp32 exponential of our own that vectorises), gradients accumulated
+  in double.
 
 Computes in fp64 for fp64 inputs, else fp32. Without a C compiler
 ``available()`` is False (with the reason in ``unavailable_reason()``).
@@ -61,7 +65,9 @@ def _build():
         raise RuntimeError("no C compiler found (install gcc)")
     with open(_SRC, "rb") as f:
         src = f.read()
-    # -fno-math-errno/-fno-trapping-math let floor and exp vectorise; results are unchanged.
+    # -fno-math-errno/-fno-trapping-math let floor vectorise (the fp32 exponential of the PSA
+    # table is the kernel's own; libm's exp does not vectorise without -ffast-math); results
+    # are unchanged by these two flags.
     flags = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp",
              "-shared", "-fPIC", "-std=gnu11"]
     # -march=native: key the cached library by the processor as well.
@@ -85,8 +91,10 @@ def _build():
         getattr(lib, f"psa_table_forward_{suf}").argtypes = [vp] * 5 + [dbl, vp, vp, i64, i64, i64, cint]
         getattr(lib, f"psa_table_backward_{suf}").argtypes = (
             [vp] * 4 + [dbl, vp, vp] + [vp] * 5 + [i64, i64, i64, cint])
-        for name in ("lerp_forward", "lerp_backward", "psa_table_forward", "psa_table_backward"):
-            getattr(lib, f"{name}_{suf}").restype = None
+        getattr(lib, f"lerp_forward_{suf}").restype = None
+        # These three return 0, or 1 when a work buffer could not be allocated.
+        for name in ("lerp_backward", "psa_table_forward", "psa_table_backward"):
+            getattr(lib, f"{name}_{suf}").restype = cint
     return lib
 
 
@@ -124,14 +132,27 @@ def _threads(work: int) -> int:
     return 1 if work < 65536 else torch.get_num_threads()
 
 
+def _check(status, what):
+    if status:
+        raise MemoryError(f"the C {what} kernel could not allocate its work buffer")
+
+
 def _ptr(t):
     return t.data_ptr() if t is not None else None
+
+
+def _as(t, dtype):
+    """``t`` in ``dtype``, contiguous; ``t`` itself when it already is (a ``.to`` that changes
+    nothing still costs a dispatch, and these launchers run on small tensors many times a step)."""
+    if t.dtype != dtype:
+        t = t.to(dtype)
+    return t if t.is_contiguous() else t.contiguous()
 
 
 def _prepare(x, params):
     """x as a contiguous (n, f) array and params contiguous, both in the compute dtype."""
     cdt = compute_dtype(x.dtype)
-    return x.to(cdt).contiguous(), params.detach().to(cdt).contiguous()
+    return _as(x, cdt), _as(params.detach(), cdt)
 
 
 # --- LERP (and the B-spline, the same function) ----------------------------------------------
@@ -143,19 +164,20 @@ def lerp_forward(x, table, grid_range):
     n = xc.numel() // F_ if F_ else 0
     _fn("lerp_forward", xc.dtype)(_ptr(xc), _ptr(tc), _ptr(y), n, F_, G, float(grid_range),
                                   _threads(xc.numel()))
-    return y.to(x.dtype)
+    return _as(y, x.dtype)
 
 
 def lerp_backward(x, table, grad_y, grid_range, need_x, need_table):
     xc, tc = _prepare(x, table)
     F_, G = tc.shape
-    gy = grad_y.to(xc.dtype).contiguous()
+    gy = _as(grad_y, xc.dtype)
     gx = torch.empty_like(xc) if need_x else None
     gt = torch.empty_like(tc) if need_table else None
     n = xc.numel() // F_ if F_ else 0
-    _fn("lerp_backward", xc.dtype)(_ptr(xc), _ptr(tc), _ptr(gy), _ptr(gx), _ptr(gt), n, F_, G,
-                                   float(grid_range), _threads(xc.numel()))
-    return (gx.to(x.dtype) if need_x else None, gt.to(table.dtype) if need_table else None)
+    _check(_fn("lerp_backward", xc.dtype)(_ptr(xc), _ptr(tc), _ptr(gy), _ptr(gx), _ptr(gt), n,
+                                          F_, G, float(grid_range), _threads(xc.numel())),
+           "LERP backward")
+    return (_as(gx, x.dtype) if need_x else None, _as(gt, table.dtype) if need_table else None)
 
 
 bspline_forward = lerp_forward
@@ -166,26 +188,27 @@ bspline_backward = lerp_backward
 
 def _psa_inputs(ps, eps, grid):
     cdt = compute_dtype(ps[0].dtype)
-    return ([p.detach().to(cdt).contiguous() for p in ps], float(eps.reshape(-1)[0]),
-            grid.detach().to(cdt).contiguous())
+    return ([_as(p.detach(), cdt) for p in ps], float(eps.reshape(-1)[0]),
+            _as(grid.detach(), cdt))
 
 
 def psa_table_forward(v, w, b, o, c, eps, grid):
     (v_, w_, b_, o_, c_), e, g = _psa_inputs((v, w, b, o, c), eps, grid)
     F_, E = v_.shape
     table = torch.empty(F_, g.numel(), dtype=v_.dtype)
-    _fn("psa_table_forward", v_.dtype)(*[_ptr(t) for t in (v_, w_, b_, o_, c_)], e, _ptr(g),
-                                       _ptr(table), F_, E, g.numel(), _threads(F_ * E * g.numel()))
-    return table.to(v.dtype)
+    _check(_fn("psa_table_forward", v_.dtype)(*[_ptr(t) for t in (v_, w_, b_, o_, c_)], e, _ptr(g),
+                                              _ptr(table), F_, E, g.numel(),
+                                              _threads(F_ * E * g.numel())), "PSA table")
+    return _as(table, v.dtype)
 
 
 def psa_table_backward(v, w, b, o, c, eps, grid, grad_table):
     (v_, w_, b_, o_), e, g = _psa_inputs((v, w, b, o), eps, grid)
     F_, E = v_.shape
-    gt = grad_table.to(v_.dtype).contiguous()
+    gt = _as(grad_table, v_.dtype)
     outs = [torch.empty_like(v_), torch.empty_like(w_), torch.empty_like(b_),
             torch.empty_like(o_), torch.empty_like(o_)]
-    _fn("psa_table_backward", v_.dtype)(*[_ptr(t) for t in (v_, w_, b_, o_)], e, _ptr(g), _ptr(gt),
-                                        *[_ptr(t) for t in outs], F_, E, g.numel(),
-                                        _threads(F_ * E * g.numel()))
-    return tuple(t.to(p.dtype) for t, p in zip(outs, (v, w, b, o, c)))
+    _check(_fn("psa_table_backward", v_.dtype)(*[_ptr(t) for t in (v_, w_, b_, o_)], e, _ptr(g),
+                                               _ptr(gt), *[_ptr(t) for t in outs], F_, E, g.numel(),
+                                               _threads(F_ * E * g.numel())), "PSA table backward")
+    return tuple(_as(t, p.dtype) for t, p in zip(outs, (v, w, b, o, c)))

@@ -22,10 +22,13 @@
  *   range    R > 0: the grid spans [-R, R]
  *   threads  OpenMP threads (torch.get_num_threads())
  *
- * Forward is parallel over rows. Backward is parallel over blocks of
- * features: each table row is accumulated by exactly one thread, in row
- * order, in double precision, so the table gradient is bit-reproducible
- * whatever the thread count.
+ * Forward is parallel over rows. Backward is parallel over (row chunk,
+ * feature block) pairs: each pair accumulates its rows, in row order, into
+ * its own double-precision partial table, and the partials are summed in
+ * chunk order. The chunks depend on n alone (row_chunks), never on the
+ * thread count, so the table gradient is bit-reproducible whatever the
+ * number of threads, and small feature counts (24, 96) still keep every
+ * thread busy.
  *
  * Built at first use by kernels/backends/cpu.py (cc -O3 -fopenmp) and called
  * through ctypes; no Python or torch headers are needed.
@@ -37,6 +40,20 @@
 
 #define FEATURE_BLOCK 64
 #define CHUNK 256
+/* Backward row chunks: at least ROW_CHUNK_MIN rows each, at most MAX_ROW_CHUNKS
+ * of them (the partial tables cost MAX_ROW_CHUNKS * f * g doubles). */
+#define ROW_CHUNK_MIN 512
+#define MAX_ROW_CHUNKS 16
+
+/* At most MAX_PARTIAL doubles (256 MiB) of partial tables, unless one chunk alone needs more. */
+#define MAX_PARTIAL ((int64_t)1 << 25)
+
+static int64_t row_chunks(int64_t n, int64_t table_size) {
+    int64_t c = (n + ROW_CHUNK_MIN - 1) / ROW_CHUNK_MIN;
+    c = c > MAX_ROW_CHUNKS ? MAX_ROW_CHUNKS : c;
+    if (table_size > 0 && c * table_size > MAX_PARTIAL) c = MAX_PARTIAL / table_size;
+    return c < 1 ? 1 : c;
+}
 
 #define DEFINE_LERP(T, SUF, FLOOR)                                                        \
 void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f,     \
@@ -70,55 +87,75 @@ void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f, 
     }                                                                                \
 }                                                                                    \
                                                                                      \
-/* grad_x and/or grad_table may be NULL when not needed. Per row, a            \
- * vectorisable pass computes segment, fraction and input gradient for the      \
- * block's features; a scalar pass then scatters the two weights. */            \
-void lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x,    \
-                         T *grad_table, int64_t n, int64_t f, int64_t g,            \
-                         double range, int threads) {                               \
+/* grad_x and/or grad_table may be NULL when not needed. Returns 0, or 1 when    \
+ * the partial-gradient buffer cannot be allocated (nothing is written then).  \
+ * Work items are (row chunk, feature block) pairs; per row, a vectorisable     \
+ * pass computes segment, fraction and input gradient for the block's           \
+ * features, and a scalar pass scatters the two weights into the chunk's own    \
+ * double partial table. The partials are then summed in chunk order. */        \
+int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x,     \
+                        T *grad_table, int64_t n, int64_t f, int64_t g,             \
+                        double range, int threads) {                                \
     const T r = (T)range;                                                            \
     const T step = (T)(2.0 * range / (double)(g - 1));                               \
     const T jmax = (T)(g - 2);                                                       \
     const int64_t blocks = (f + FEATURE_BLOCK - 1) / FEATURE_BLOCK;                  \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
-    for (int64_t b = 0; b < blocks; ++b) {                                           \
-        const int64_t f0 = b * FEATURE_BLOCK;                                        \
-        const int64_t nf = (f0 + FEATURE_BLOCK < f ? f0 + FEATURE_BLOCK : f) - f0;   \
-        double *acc = NULL;                                                          \
-        if (grad_table) acc = (double *)calloc((size_t)(nf * g), sizeof(double));    \
-        int32_t idx[FEATURE_BLOCK];                                                  \
-        T w0[FEATURE_BLOCK], w1[FEATURE_BLOCK];                                      \
-        for (int64_t row = 0; row < n; ++row) {                                      \
-            const T *xr = x + row * f + f0;                                          \
-            const T *gr = grad_y + row * f + f0;                                     \
-            for (int64_t i = 0; i < nf; ++i) {                                       \
-                T u = (xr[i] + r) / step;                                            \
-                T j = FLOOR(u);                                                      \
-                j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                     \
-                T frac = u - j;                                                      \
-                idx[i] = (int32_t)j + (int32_t)(i * g);                              \
-                w0[i] = ((T)1 - frac) * gr[i];                                       \
-                w1[i] = frac * gr[i];                                                \
-            }                                                                        \
-            if (grad_x) {                                                            \
-                T *gxr = grad_x + row * f + f0;                                      \
-                const T *tb = table + f0 * g;                                        \
-                for (int64_t i = 0; i < nf; ++i)                                     \
-                    gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) / step * gr[i];           \
-            }                                                                        \
-            if (acc) {                                                               \
+    const int64_t chunks = row_chunks(n, f * g);                                     \
+    const int64_t chunk_rows = chunks ? (n + chunks - 1) / chunks : 0;               \
+    double *part = NULL;                                                             \
+    if (grad_table) {                                                                \
+        /* + 1: never a zero-size request (f * g may be 0), so NULL means failure. */ \
+        part = (double *)calloc((size_t)(chunks * f * g + 1), sizeof(double));       \
+        if (!part) return 1;                                                         \
+    }                                                                                \
+    _Pragma("omp parallel for collapse(2) schedule(static) num_threads(threads)")   \
+    for (int64_t c = 0; c < chunks; ++c) {                                           \
+        for (int64_t b = 0; b < blocks; ++b) {                                       \
+            const int64_t f0 = b * FEATURE_BLOCK;                                    \
+            const int64_t nf = (f0 + FEATURE_BLOCK < f ? f0 + FEATURE_BLOCK : f) - f0; \
+            const int64_t r0 = c * chunk_rows;                                       \
+            const int64_t r1 = r0 + chunk_rows < n ? r0 + chunk_rows : n;            \
+            double *acc = part ? part + (c * f + f0) * g : NULL;                     \
+            const T *tb = table + f0 * g;                                            \
+            int32_t idx[FEATURE_BLOCK];                                              \
+            T w0[FEATURE_BLOCK], w1[FEATURE_BLOCK];                                  \
+            for (int64_t row = r0; row < r1; ++row) {                                \
+                const T *xr = x + row * f + f0;                                      \
+                const T *gr = grad_y + row * f + f0;                                 \
                 for (int64_t i = 0; i < nf; ++i) {                                   \
-                    acc[idx[i]] += (double)w0[i];                                    \
-                    acc[idx[i] + 1] += (double)w1[i];                                \
+                    T u = (xr[i] + r) / step;                                        \
+                    T j = FLOOR(u);                                                  \
+                    j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                 \
+                    T frac = u - j;                                                  \
+                    idx[i] = (int32_t)j + (int32_t)(i * g);                          \
+                    w0[i] = ((T)1 - frac) * gr[i];                                   \
+                    w1[i] = frac * gr[i];                                            \
+                }                                                                    \
+                if (grad_x) {                                                        \
+                    T *gxr = grad_x + row * f + f0;                                  \
+                    for (int64_t i = 0; i < nf; ++i)                                 \
+                        gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) / step * gr[i];       \
+                }                                                                    \
+                if (acc) {                                                           \
+                    for (int64_t i = 0; i < nf; ++i) {                               \
+                        acc[idx[i]] += (double)w0[i];                                \
+                        acc[idx[i] + 1] += (double)w1[i];                            \
+                    }                                                                \
                 }                                                                    \
             }                                                                        \
         }                                                                            \
-        if (acc) {                                                                   \
-            for (int64_t k = 0; k < nf * g; ++k)                                     \
-                grad_table[f0 * g + k] = (T)acc[k];                                  \
-            free(acc);                                                               \
-        }                                                                            \
     }                                                                                \
+    if (part) {                                                                      \
+        const int64_t fg = f * g;                                                    \
+        _Pragma("omp parallel for schedule(static) num_threads(threads)")           \
+        for (int64_t k = 0; k < fg; ++k) {                                           \
+            double s = 0;                                                            \
+            for (int64_t c = 0; c < chunks; ++c) s += part[c * fg + k];              \
+            grad_table[k] = (T)s;                                                    \
+        }                                                                            \
+        free(part);                                                                  \
+    }                                                                                \
+    return 0;                                                                        \
 }
 
 DEFINE_LERP(float, f32, floorf)
@@ -134,65 +171,142 @@ DEFINE_LERP(double, f64, floor)
  *   with r_k = G o a_k (v_k t - s):  db_k += r_k 2 (t - b_k) / den_k,
  *                                    dw_k += r_k 2 w_k (t - b_k)^2 / den_k^2.
  * The backward recomputes a and s (nothing but the parameters is saved) and
- * accumulates in double. Arguments: v, w, b (f, e) row-major; o, c (f);
- * eps > 0; grid (g); table, gtab (f, g); gv, gw, gb (f, e); go, gc (f).
+ * accumulates in double. Both work on GRID_CHUNK grid points at a time with
+ * the grid point innermost, so that every loop over the grid vectorises (the
+ * fp32 exponential is exp_nonpos_f32 below, which vectorises; libm's expf
+ * does not without -ffast-math, which would also break the NaN tests of the
+ * LERP kernels). The sums over the grid use OpenMP simd reductions: a fixed
+ * order for a given build, so results are reproducible run to run.
+ * Arguments: v, w, b (f, e) row-major; o, c (f); eps > 0; grid (g);
+ * table, gtab (f, g); gv, gw, gb (f, e); go, gc (f); threads as above.
+ * Return 0, or 1 when a work buffer cannot be allocated.
  */
+#define GRID_CHUNK 64
+
+/* exp(x) for float x <= 0 (softmax terms once the maximum is subtracted), in a
+ * form GCC vectorises: x = k ln2 + r with |r| <= ln2 / 2 (ln2 split in two
+ * for an exact product k * ln2_hi), exp(r) by the degree-6 polynomial of the
+ * Cephes expf (relative error about 1e-7 on that interval), times 2^k written
+ * into the exponent bits. Inputs below -87 are clamped (exp(-87) ~ 1.6e-38
+ * instead of a denormal or 0; next to the maximum's term 1 it changes nothing
+ * in fp32). A NaN input gives NaN (through r; k is computed from a NaN-free copy,
+ * so the float-to-int conversion is always defined). */
+static inline float exp_nonpos_f32(float x) {
+    x = x < -87.0f ? -87.0f : x;                /* -inf too; NaN stays NaN */
+    const float xk = x >= -87.0f ? x : -87.0f;  /* NaN -> -87: k is always a finite integer */
+    const float k = floorf(xk * 1.44269504088896341f + 0.5f);
+    float r = x - k * 0.693359375f;
+    r = r + k * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { uint32_t u; float f; } scale;
+    scale.u = (uint32_t)((int32_t)k + 127) << 23;
+    return p * scale.f;
+}
+
 #define DEFINE_PSA(T, SUF, EXP)                                                      \
-static void psa_softmax_##SUF(const T *vi, const T *bi, const T *den, T t,          \
-                              int64_t e, T *a, T *s_out) {                          \
-    T m = -INFINITY, z = 0, sum = 0;                                                 \
+/* For grid points t[0..m): A[k * GRID_CHUNK + j] = a_k(t_j) (normalised) and      \
+ * s[j] = sum_k a_k v_k t_j. */                                                     \
+static void psa_softmax_##SUF(const T *vi, const T *bi, const T *den, const T *t,  \
+                              int64_t m, int64_t e, T *A, T *s) {                   \
+    T mx[GRID_CHUNK], z[GRID_CHUNK], sv[GRID_CHUNK];                                 \
+    for (int64_t j = 0; j < m; ++j) { mx[j] = -INFINITY; z[j] = 0; sv[j] = 0; }      \
     for (int64_t k = 0; k < e; ++k) {                                                \
-        T d = t - bi[k];                                                             \
-        a[k] = -(d * d) / den[k];                                                    \
-        m = a[k] > m ? a[k] : m;                                                     \
-    }                                                                                \
-    for (int64_t k = 0; k < e; ++k) { a[k] = EXP(a[k] - m); z += a[k]; }             \
-    for (int64_t k = 0; k < e; ++k) { a[k] /= z; sum += a[k] * vi[k] * t; }          \
-    *s_out = sum;                                                                    \
-}                                                                                    \
-                                                                                     \
-void psa_table_forward_##SUF(const T *v, const T *w, const T *b, const T *o,        \
-                             const T *c, double eps, const T *grid, T *table,       \
-                             int64_t f, int64_t e, int64_t g, int threads) {        \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
-    for (int64_t i = 0; i < f; ++i) {                                                \
-        T den[e], a[e];                                                              \
-        const T *vi = v + i * e, *wi = w + i * e, *bi = b + i * e;                   \
-        for (int64_t k = 0; k < e; ++k) den[k] = wi[k] * wi[k] + (T)eps;             \
-        for (int64_t j = 0; j < g; ++j) {                                            \
-            T s;                                                                     \
-            psa_softmax_##SUF(vi, bi, den, grid[j], e, a, &s);                       \
-            table[i * g + j] = o[i] * s + c[i];                                      \
+        T *Ak = A + k * GRID_CHUNK;                                                  \
+        const T bk = bi[k], dk = den[k];                                             \
+        _Pragma("omp simd")                                                          \
+        for (int64_t j = 0; j < m; ++j) {                                            \
+            const T d = t[j] - bk;                                                   \
+            Ak[j] = -(d * d) / dk;                                                   \
+            mx[j] = Ak[j] > mx[j] ? Ak[j] : mx[j];                                   \
         }                                                                            \
     }                                                                                \
+    for (int64_t k = 0; k < e; ++k) {                                                \
+        T *Ak = A + k * GRID_CHUNK;                                                  \
+        const T vk = vi[k];                                                          \
+        _Pragma("omp simd")                                                          \
+        for (int64_t j = 0; j < m; ++j) {                                            \
+            const T ek = EXP(Ak[j] - mx[j]);                                         \
+            Ak[j] = ek;                                                              \
+            z[j] += ek;                                                              \
+            sv[j] += ek * vk;                                                        \
+        }                                                                            \
+    }                                                                                \
+    for (int64_t k = 0; k < e; ++k) {                                                \
+        T *Ak = A + k * GRID_CHUNK;                                                  \
+        _Pragma("omp simd")                                                          \
+        for (int64_t j = 0; j < m; ++j) Ak[j] /= z[j];                               \
+    }                                                                                \
+    for (int64_t j = 0; j < m; ++j) s[j] = sv[j] / z[j] * t[j];                      \
 }                                                                                    \
                                                                                      \
-void psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,       \
-                              double eps, const T *grid, const T *gtab,             \
-                              T *gv, T *gw, T *gb, T *go, T *gc,                    \
-                              int64_t f, int64_t e, int64_t g, int threads) {       \
-    _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
+int psa_table_forward_##SUF(const T *v, const T *w, const T *b, const T *o,         \
+                            const T *c, double eps, const T *grid, T *table,        \
+                            int64_t f, int64_t e, int64_t g, int threads) {         \
+    int failed = 0;                                                                  \
+    _Pragma("omp parallel for schedule(static) reduction(max:failed) num_threads(threads)") \
     for (int64_t i = 0; i < f; ++i) {                                                \
-        T den[e], a[e];                                                              \
-        double av[e], aw[e], ab[e], ao = 0, ac = 0;                                  \
+        T *A = (T *)malloc(sizeof(T) * (size_t)(e * GRID_CHUNK + e));                \
+        if (!A) { failed = 1; continue; }                                            \
+        T *den = A + e * GRID_CHUNK, s[GRID_CHUNK];                                  \
+        const T *vi = v + i * e, *wi = w + i * e, *bi = b + i * e;                   \
+        for (int64_t k = 0; k < e; ++k) den[k] = wi[k] * wi[k] + (T)eps;             \
+        for (int64_t j0 = 0; j0 < g; j0 += GRID_CHUNK) {                             \
+            const int64_t m = g - j0 < GRID_CHUNK ? g - j0 : GRID_CHUNK;             \
+            psa_softmax_##SUF(vi, bi, den, grid + j0, m, e, A, s);                   \
+            for (int64_t j = 0; j < m; ++j) table[i * g + j0 + j] = o[i] * s[j] + c[i]; \
+        }                                                                            \
+        free(A);                                                                     \
+    }                                                                                \
+    return failed;                                                                   \
+}                                                                                    \
+                                                                                     \
+int psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,        \
+                             double eps, const T *grid, const T *gtab,              \
+                             T *gv, T *gw, T *gb, T *go, T *gc,                     \
+                             int64_t f, int64_t e, int64_t g, int threads) {        \
+    int failed = 0;                                                                  \
+    _Pragma("omp parallel for schedule(static) reduction(max:failed) num_threads(threads)") \
+    for (int64_t i = 0; i < f; ++i) {                                                \
+        T *A = (T *)malloc(sizeof(T) * (size_t)(e * GRID_CHUNK + e));                \
+        double *acc = (double *)malloc(sizeof(double) * (size_t)(3 * e + 1));            \
+        if (!A || !acc) { free(A); free(acc); failed = 1; continue; }                \
+        T *den = A + e * GRID_CHUNK, s[GRID_CHUNK], gox[GRID_CHUNK];                 \
+        double *av = acc, *aw = acc + e, *ab = acc + 2 * e, ao = 0, ac = 0;          \
         const T *vi = v + i * e, *wi = w + i * e, *bi = b + i * e;                   \
         for (int64_t k = 0; k < e; ++k) {                                            \
             den[k] = wi[k] * wi[k] + (T)eps;                                         \
             av[k] = aw[k] = ab[k] = 0;                                               \
         }                                                                            \
-        for (int64_t j = 0; j < g; ++j) {                                            \
-            const T t = grid[j], G = gtab[i * g + j];                                \
-            T s;                                                                     \
-            psa_softmax_##SUF(vi, bi, den, t, e, a, &s);                             \
-            const T go_ = G * o[i];                                                  \
-            ac += G;                                                                 \
-            ao += (double)(G * s);                                                   \
+        for (int64_t j0 = 0; j0 < g; j0 += GRID_CHUNK) {                             \
+            const int64_t m = g - j0 < GRID_CHUNK ? g - j0 : GRID_CHUNK;             \
+            const T *t = grid + j0, *G = gtab + i * g + j0;                          \
+            psa_softmax_##SUF(vi, bi, den, t, m, e, A, s);                           \
+            _Pragma("omp simd reduction(+:ao,ac)")                                   \
+            for (int64_t j = 0; j < m; ++j) {                                        \
+                gox[j] = G[j] * o[i];                                                \
+                ac += (double)G[j];                                                  \
+                ao += (double)(G[j] * s[j]);                                         \
+            }                                                                        \
             for (int64_t k = 0; k < e; ++k) {                                        \
-                T d = t - bi[k];                                                     \
-                T r = go_ * a[k] * (vi[k] * t - s);                                  \
-                av[k] += (double)(go_ * a[k] * t);                                   \
-                ab[k] += (double)(r * 2 * d / den[k]);                               \
-                aw[k] += (double)(r * 2 * wi[k] * d * d / (den[k] * den[k]));        \
+                const T *Ak = A + k * GRID_CHUNK;                                    \
+                const T vk = vi[k], bk = bi[k], wk = wi[k], dk = den[k];             \
+                double sv = 0, sb = 0, sw = 0;                                       \
+                _Pragma("omp simd reduction(+:sv,sb,sw)")                            \
+                for (int64_t j = 0; j < m; ++j) {                                    \
+                    const T d = t[j] - bk;                                           \
+                    const T ga = gox[j] * Ak[j];                                     \
+                    const T rr = ga * (vk * t[j] - s[j]);                            \
+                    sv += (double)(ga * t[j]);                                       \
+                    sb += (double)(rr * 2 * d / dk);                                 \
+                    sw += (double)(rr * 2 * wk * d * d / (dk * dk));                 \
+                }                                                                    \
+                av[k] += sv; ab[k] += sb; aw[k] += sw;                               \
             }                                                                        \
         }                                                                            \
         for (int64_t k = 0; k < e; ++k) {                                            \
@@ -200,8 +314,11 @@ void psa_table_backward_##SUF(const T *v, const T *w, const T *b, const T *o,   
         }                                                                            \
         go[i] = (T)ao;                                                               \
         gc[i] = (T)ac;                                                               \
+        free(A);                                                                     \
+        free(acc);                                                                   \
     }                                                                                \
+    return failed;                                                                   \
 }
 
-DEFINE_PSA(float, f32, expf)
+DEFINE_PSA(float, f32, exp_nonpos_f32)
 DEFINE_PSA(double, f64, exp)
