@@ -39,3 +39,27 @@ def test_timing_script_refuses_missing_cuda(capsys):
     with pytest.raises(SystemExit) as e:
         kernel_time_mes.main(["relu", "--device", "cuda"])
     assert "CUDA is not available" in str(e.value)
+
+
+@pytest.mark.parametrize("impl", ["reference", "auto"])
+def test_op_breakdown_reports_every_part(impl, capsys):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import op_breakdown
+    assert op_breakdown.main(["--features", "7", "--tokens", "16", "--repeats", "1", "--steps", "1",
+                              "--impl", impl, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(r["parts_ms"]) == {"table forward", "table backward", "lookup forward", "lookup backward"}
+    assert all(v > 0 for v in r["parts_ms"].values()) and r["whole_ms"] > 0 and r["relu_ms"] > 0
+    assert r["overhead_ms"] == pytest.approx(r["whole_ms"] - sum(r["parts_ms"].values()))
+    if impl == "reference":
+        assert r["impl"] == "reference"
+
+
+def test_op_breakdown_refuses_bad_sizes(capsys):
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import op_breakdown
+    with pytest.raises(SystemExit) as e:
+        op_breakdown.main(["--features", "0"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--features, --tokens, --repeats and --steps must be positive")
