@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Distil the ReLU ResMLP teacher (h = 4) from the ResNet-20 (docs/METHOD.md section 6): the
-# authors' --teacher-resnet --do-kd --student-nl-act base --student-hidden-factor 4, i.e. KD for
-# --kd-epochs (300) epochs, into output/<dataset>/resmlp_layers_4_h_4_embed_96/teacher_model.bin
-# with its log teacher_log.txt. Needs output/<dataset>/resnet20.bin (RESNET_MODEL overrides):
-# train it first with ./scripts/run_resnet.sh. Resumable: rerunning continues a stopped run.
+# Distil the ReLU ResMLP teacher (h = 4) from the ResNet-20 (docs/METHOD.md section 6).
+# Usage: ./scripts/run_resmlp_teacher.sh   (-h: this help)
+# Runs:   cifar10_main.py --teacher-load RESNET --teacher-resnet --do-kd --student-nl-act base
+#         --student-hidden-factor 4: KD for --kd-epochs (300) epochs (the authors'
+#         run_resmlp_teacher.sh), resuming a stopped run.
+# Reads:  output/<dataset>/resnet20.bin (RESNET_MODEL overrides; ./scripts/run_resnet.sh makes it;
+#         a missing file is reported before any work).
+# Writes: output/<dataset>/resmlp_layers_4_h_4_embed_96/teacher_model.bin and teacher_log.txt.
+# Environment: DATASET (default cifar10), DATASET_DIR (default ~/icml_data),
+#   DATASET_DOWNLOAD_FLAG=--download-dataset, EXTRA_ARGS (e.g. "--kd-epochs 50"), MODEL_ROOT, PY.
 #   DATASET=cifar10 DATASET_DIR=~/icml_data ./scripts/run_resmlp_teacher.sh
-# EXTRA_ARGS is passed to cifar10_main.py (e.g. EXTRA_ARGS="--kd-epochs 50").
 set -euo pipefail
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 
 DATASET="${DATASET:-cifar10}"
 DATASET_DIR="${DATASET_DIR:-~/icml_data}"

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Train the ResNet-20 that the ResMLP teacher is distilled from (docs/METHOD.md section 6):
-#   plain cross-entropy training for --kd-epochs (300) epochs, AdamW lr 1e-3, weight decay 5e-4,
-#   cosine annealing to 1e-5 (the authors' --student-resnet --kd-wd 5e-4), into
-#   output/<dataset>/resnet20.bin (RESNET_MODEL overrides), log beside it (resnet20_log.txt).
-# Next: ./scripts/run_resmlp_teacher.sh distils the ReLU ResMLP teacher from it.
-# Resumable: rerunning continues a stopped run from its last epoch.
-#   DATASET=cifar10 DATASET_DIR=~/icml_data [DATASET_DOWNLOAD_FLAG=--download-dataset] ./scripts/run_resnet.sh
-# EXTRA_ARGS is passed to cifar10_main.py (e.g. EXTRA_ARGS="--kd-epochs 50").
+# Train the ResNet-20 that the ResMLP teacher is distilled from (docs/METHOD.md section 6).
+# Usage: ./scripts/run_resnet.sh   (-h: this help)
+# Runs:   cifar10_main.py --student-resnet --kd-wd 5e-4: plain cross-entropy training for
+#         --kd-epochs (300) epochs, AdamW lr 1e-3, cosine annealing to 1e-5 (the authors'
+#         run_resnet.sh), resuming a stopped run.
+# Writes: output/<dataset>/resnet20.bin (RESNET_MODEL overrides) and resnet20_log.txt beside it.
+# Next:   ./scripts/run_resmlp_teacher.sh distils the ReLU ResMLP teacher from it.
+# Environment: DATASET (default cifar10), DATASET_DIR (default ~/icml_data),
+#   DATASET_DOWNLOAD_FLAG=--download-dataset, EXTRA_ARGS (e.g. "--kd-epochs 50"), PY.
+#   DATASET=cifar10 DATASET_DIR=~/icml_data ./scripts/run_resnet.sh
 set -euo pipefail
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 
 DATASET="${DATASET:-cifar10}"
 DATASET_DIR="${DATASET_DIR:-~/icml_data}"

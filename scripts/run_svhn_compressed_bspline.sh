@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Train the SVHN B-spline (65 knots, lambda 1e-5) students by KT + KD from the SVHN ReLU teacher
-#   (docs/METHOD.md section 6; ResMLP embed 64, 2 blocks), into
-#   output/svhn/resmlp_layers_2_h_4_embed_64/bspline_65_1e-5/h_{mul_2,mul_1,div_2,div_4}_model.bin, each with its _log.txt.
-# Needs output/svhn/resmlp_layers_2_h_4_embed_64/teacher_model.bin (./scripts/run_svhn_teacher.sh).
-# Optional arguments: hidden factors to train (default: 2 1 0.5 0.25). Resumable.
+# Train the SVHN B-spline (65 coefficients, lambda 1e-5) students by KT + KD from the SVHN ReLU teacher (docs/METHOD.md section 6).
+# Usage: ./scripts/run_svhn_compressed_bspline.sh [H ...]   (default H: 2 1 0.5 0.25; -h: this help)
+# Runs:   cifar10_main.py --dataset svhn --teacher-load TEACHER --do-kt --do-kd --student-nl-act bspline
+#         --student-hidden-factor H --save FILE, one run per H, resuming a stopped run.
+# Reads:  output/svhn/resmlp_layers_2_h_4_embed_64/teacher_model.bin (run_svhn_teacher.sh)
+# Writes: output/svhn/resmlp_layers_2_h_4_embed_64/bspline_65_1e-5/<stem>_model.bin and <stem>_log.txt
+#         (stem h_mul_2, h_mul_1, h_div_2, h_div_4), resumable states under .../.states/.
+# Environment: DATASET_DIR (default ~/icml_data; train_32x32.mat and test_32x32.mat),
+#   DATASET_DOWNLOAD_FLAG=--download-dataset, EXTRA_ARGS (added to every run), MODEL_ROOT, PY.
+# Folder and file names come from scripts/experiments.toml (SVHN: ResMLP embed 64, 2 blocks).
 #   DATASET_DIR=~/icml_data ./scripts/run_svhn_compressed_bspline.sh 0.5
 set -euo pipefail
-if [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0; fi
 
 DATASET="svhn"
 DATASET_DIR="${DATASET_DIR:-~/icml_data}"
 # Set DATASET_DOWNLOAD_FLAG="--download-dataset" to download SVHN.
 DATASET_DOWNLOAD_FLAG="${DATASET_DOWNLOAD_FLAG:-}"
-MODEL_ROOT="${MODEL_ROOT:-./output/svhn/resmlp_layers_2_h_4_embed_64}"
 
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 train_compressed bspline "$@"

@@ -23,7 +23,8 @@ import experiments  # noqa: E402
 
 M = experiments.load()
 DRIVERS = sorted(f for f in os.listdir(SCRIPTS)
-                 if re.match(r"run_(eval|compressed)_.*\.sh$|run_fashion_mnist_.*\.sh$", f))
+                 if re.match(r"run_(eval|compressed|svhn)_.*\.sh$|run_fashion_mnist_.*\.sh$"
+                          r"|run_(resnet|resmlp_teacher)\.sh$", f))
 
 
 def bash(script, env=None):
