@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-from errors import UserError, report
+from errors import UserError, report, require_files
 
 PROG = "cifar10_quant.py"
 ACTS = ("psa", "bspline", "base")
@@ -153,11 +153,7 @@ def check_args(args) -> None:
         raise QuantCLIError("--do-kd needs a teacher: pass --teacher-load PATH")
     if args.resume and not args.checkpoint_dir:
         raise QuantCLIError("--resume needs --checkpoint-dir DIR (the folder of the interrupted run)")
-    for name in ("load", "quant_load", "teacher_load"):
-        path = getattr(args, name)
-        if path and not os.path.isfile(os.path.expanduser(path)):
-            raise QuantCLIError(f"--{name.replace('_', '-')} file not found: "
-                                f"{os.path.abspath(os.path.expanduser(path))}")
+    require_files(args, ("load", "quant_load", "teacher_load"), QuantCLIError)
     for name in ("batch_size", "test_batch_size", "kd_epochs", "calib_batches"):
         if getattr(args, name) < 1:
             raise QuantCLIError(f"--{name.replace('_', '-')} must be positive")

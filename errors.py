@@ -21,3 +21,15 @@ def report(prog: str, exc: BaseException, file=None) -> int:
     msg = " ".join(str(exc).split()) or type(exc).__name__
     print(f"{prog}: error: {msg}", file=file or sys.stderr)
     return 2
+
+
+def require_files(namespace, names, error=UserError) -> None:
+    """Raise ``error`` for the first flag among ``names`` (attribute names of ``namespace``, an
+    argparse result) that names a file which does not exist: ``--flag-name file not found:
+    /absolute/path``. Unset flags are skipped; ``~`` is expanded."""
+    import os
+    for name in names:
+        path = getattr(namespace, name)
+        if path and not os.path.isfile(os.path.expanduser(path)):
+            raise error(f"--{name.replace('_', '-')} file not found: "
+                        f"{os.path.abspath(os.path.expanduser(path))}")

@@ -151,3 +151,19 @@ def test_optimisers_update_exactly_as_the_per_parameter_loop(act):
             step()
     for (name, a), b in zip(model.state_dict().items(), twin.state_dict().values()):
         assert torch.equal(a, b), f"{name} differs after 4 steps"
+
+
+def test_missing_files_are_named_by_flag_and_absolute_path(tmp_path, capsys):
+    import argparse
+    import cifar10_quant
+    from errors import UserError, require_files
+    here = tmp_path / "here.bin"
+    here.write_bytes(b"x")
+    ns = argparse.Namespace(load=str(here), teacher_load=None, kt_load=str(tmp_path / "gone.bin"))
+    with pytest.raises(UserError, match=r"^--kt-load file not found: " + str(tmp_path) + "/gone.bin$"):
+        require_files(ns, ("load", "teacher_load", "kt_load"))
+    require_files(ns, ("load", "teacher_load"))  # present or unset: no error
+    # Both entry points use it and report one line, exit status 2.
+    assert cifar10_quant.main(["--load", str(tmp_path / "none.bin")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"--load file not found: {tmp_path}/none.bin")

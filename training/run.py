@@ -12,7 +12,7 @@ from typing import Optional, Tuple
 import torch
 
 import models
-from errors import UserError
+from errors import UserError, require_files
 
 from . import distributed
 from .config import RunConfig, RunOptions, resmlp_shape
@@ -37,11 +37,7 @@ def check_options(cfg: RunConfig, opts: RunOptions) -> None:
         raise CLIError("--test-only needs a model: pass --load PATH or --teacher-load PATH")
     if opts.resume and not opts.checkpoint_dir:
         raise CLIError("--resume needs --checkpoint-dir DIR (the folder of the interrupted run)")
-    for name in ("teacher_load", "kt_load", "load"):
-        path = getattr(opts, name)
-        if path and not os.path.isfile(os.path.expanduser(path)):
-            raise CLIError(f"--{name.replace('_', '-')} file not found: "
-                           f"{os.path.abspath(os.path.expanduser(path))}")
+    require_files(opts, ("teacher_load", "kt_load", "load"), CLIError)
     for name, value in (("batch_size", cfg.batch_size), ("test_batch_size", opts.test_batch_size)):
         if value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be positive")
