@@ -22,6 +22,15 @@ def grid_step(points: int, grid_range: float) -> float:
     return 2.0 * float(grid_range) / (points - 1)
 
 
+def grid_scale(points: int, grid_range: float) -> float:
+    """Grid points per unit of ``x``: (points - 1) / (2R), the inverse of :func:`grid_step`.
+
+    The LERP index is ``(x + R) * grid_scale`` (a multiplication, as the authors' lookup
+    computes it): 7.875 for 64 points on [-4, 4], exact in fp32, whereas the step 8 / 63 is
+    not, and dividing by it differs from the product by up to one ulp of the index."""
+    return (points - 1) / (2.0 * float(grid_range))
+
+
 def check_lookup(name: str, x: torch.Tensor, params: torch.Tensor, grid_range: float) -> None:
     """Shared checks of ``lerp`` and ``bspline``: x is (..., F), params (F, P)."""
     if params.dim() != 2:

@@ -50,7 +50,7 @@ def variants():
     for dt in DTYPES:
         # lerp / bspline forward: x, y in the activation dtype, the table in fp32 (parameters).
         sig = {"x_ptr": f"*{dt}", "t_ptr": "*fp32", "y_ptr": f"*{dt}", "numel": "i32", "F": "i32",
-               "G": "i32", "R": "fp32", "step": "fp32", "BLOCK": "constexpr"}
+               "G": "i32", "R": "fp32", "inv_h": "fp32", "BLOCK": "constexpr"}
         out.append(("_lerp_fwd_kernel", dt, sig, {"BLOCK": tb.LERP_FWD_BLOCK}, 4,
                     f"BLOCK={tb.LERP_FWD_BLOCK}"))
         # lerp / bspline backward, for each tile shape and which gradients are needed.
@@ -63,7 +63,7 @@ def variants():
             for need_gx, need_gt in ((True, True), (False, True), (True, False)):
                 sig = {"x_ptr": f"*{dt}", "t_ptr": "*fp32", "gy_ptr": f"*{dt}", "gx_ptr": f"*{dt}",
                        "part_ptr": "*fp32", "N": "i32", "F": "i32", "G": "i32", "R": "fp32",
-                       "step": "fp32", "rows_per_prog": "i32", "NEED_GX": "constexpr",
+                       "inv_h": "fp32", "rows_per_prog": "i32", "NEED_GX": "constexpr",
                        "NEED_GT": "constexpr", "BLOCK_F": "constexpr", "BLOCK_G": "constexpr"}
                 out.append(("_lerp_bwd_kernel", dt, sig,
                             {"NEED_GX": need_gx, "NEED_GT": need_gt, "BLOCK_F": bf, "BLOCK_G": bg},

@@ -24,7 +24,7 @@ def psa_loop(x, m):
 def lerp_loop(x, table, R):
     """Per-element LERP from docs/METHOD.md section 4, differentiable in x and table."""
     G = table.shape[1]
-    u = (x + R) / (2 * R / (G - 1))
+    u = (x + R) * ((G - 1) / (2 * R))
     j = torch.floor(u.detach()).clamp(0, G - 2).long()
     frac = u - j
     feat = torch.arange(x.shape[-1]).expand_as(j)

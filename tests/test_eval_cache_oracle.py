@@ -31,8 +31,7 @@ def psa_value(x, v, w, b, o, c, eps):
 def lerp_value(x, row, R):
     """Linear interpolation of one feature's samples on G points over [-R, R], edges extended."""
     G_ = len(row)
-    step = 2 * R / (G_ - 1)
-    u = (x + R) / step
+    u = (x + R) * ((G_ - 1) / (2 * R))
     j = min(max(math.floor(u), 0), G_ - 2)
     frac = u - j
     return row[j] + frac * (row[j + 1] - row[j])

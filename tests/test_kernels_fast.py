@@ -3,6 +3,7 @@
 Triton runs on the CPU under TRITON_INTERPRET=1 (set by conftest) on small
 shapes; the GPU tests at realistic sizes and in bf16 need CUDA.
 """
+import math
 import os
 
 import pytest
@@ -73,6 +74,41 @@ def check(op, impl, shape, G, dtype, atol, rtol, spread=14.0):
 @pytest.mark.parametrize("shape", SHAPES)
 def test_lerp_fast_matches_reference(impl, shape, G, dtype, atol, rtol):
     check("lerp", impl, shape, G, dtype, atol, rtol)
+
+
+def near_grid_points_where_division_differs(R=4.0, G=64):
+    """fp32 inputs within a few ulps below a grid point for which ``(x + R) * ((G - 1) / 2R)``
+    and ``(x + R) / (2R / (G - 1))`` round to different sides of the grid point (the
+    authors' product says segment j, the quotient j - 1)."""
+    h = torch.tensor(2 * R / (G - 1), dtype=torch.float32)
+    s = torch.tensor((G - 1) / (2 * R), dtype=torch.float32)
+    t = -R + torch.arange(1, G - 1, dtype=torch.float64) * (2 * R / (G - 1))
+    x = t.float()
+    cands = [x]
+    for _ in range(6):                      # walk down a few ulps from each grid point
+        x = torch.nextafter(x, torch.full_like(x, -math.inf))
+        cands.append(x)
+    x = torch.cat(cands)
+    prod, quot = torch.floor((x + R) * s), torch.floor((x + R) / h)
+    return x[prod != quot], prod[prod != quot].long()
+
+
+@pytest.mark.parametrize("impl", ["reference"] + impls())
+def test_lerp_segment_is_the_authors_product(impl):
+    """The segment (seen through the input gradient, the slope of the segment used) is
+    floor((x + R) * (G - 1) / 2R), not the quotient by the fp32 step, on every backend."""
+    R, G = 4.0, 64
+    x, j = near_grid_points_where_division_differs(R, G)
+    assert x.numel() >= 5                  # the ulp cases exist (14 of 62 grid points here)
+    table = torch.randn(1, G, generator=torch.Generator().manual_seed(3)).repeat(x.numel(), 1)
+    xr = x.reshape(1, -1).requires_grad_()
+    y = kernels.lerp(xr, table, R, impl=impl)
+    (gx,) = torch.autograd.grad(y.sum(), xr)
+    rows = torch.arange(x.numel())
+    want = (table[rows, j + 1] - table[rows, j]) * 7.875
+    wrong = (table[rows, j] - table[rows, j - 1]) * 7.875
+    torch.testing.assert_close(gx.reshape(-1), want, atol=1e-5, rtol=1e-6)
+    assert ((gx.reshape(-1) - wrong).abs() > 1e-3).all()
 
 
 @pytest.mark.parametrize("impl,dtype,atol,rtol", impl_dtypes(TOLS))

@@ -17,7 +17,7 @@ TOL = {torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-10
 def lerp_formula(x, table, R):
     """docs/METHOD.md section 4 written directly with differentiable torch ops."""
     F_, G = table.shape
-    u = (x + R) / (2 * R / (G - 1))  # rounding as the authors (see lerp_index)
+    u = (x + R) * ((G - 1) / (2 * R))  # a product, as the authors' lookup (see lerp_index)
     j = torch.floor(u.detach()).clamp(0, G - 2)
     frac = u - j
     jl = j.long()

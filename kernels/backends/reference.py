@@ -13,23 +13,25 @@ from __future__ import annotations
 
 import torch
 
-from .._common import compute_dtype, grid_step
+from .._common import compute_dtype, grid_scale, grid_step
 
 
 # --- LERP (docs/METHOD.md section 4) ----------------------------------------------------------
 #
-# For feature i with table T[i, :] of G points on t_j = -R + j * h, h = 2R / (G - 1):
-#   u = (x + R) / h,  j = clamp(floor(u), 0, G - 2),  frac = u - j  (unclamped: the edge
+# For feature i with table T[i, :] of G points on t_j = -R + j * h, h = 2R / (G - 1), and
+# s = 1 / h = (G - 1) / (2R) (7.875 for G = 64, R = 4: exact in fp32, unlike h):
+#   u = (x + R) * s,  j = clamp(floor(u), 0, G - 2),  frac = u - j  (unclamped: the edge
 #   segments extrapolate),  y = T[i, j] + frac * (T[i, j + 1] - T[i, j]).
 # Backward, for an upstream gradient g:
-#   dy/dx = (T[i, j + 1] - T[i, j]) / h,  dT[i, j] += (1 - frac) g,  dT[i, j + 1] += frac g.
+#   dy/dx = (T[i, j + 1] - T[i, j]) * s,  dT[i, j] += (1 - frac) g,  dT[i, j + 1] += frac g.
 
 def lerp_index(x: torch.Tensor, grid_size: int, grid_range: float):
     """``(j, frac)`` for ``x``: the int64 left grid index clamped to [0, G - 2] and the
     unclamped position inside that segment."""
-    # Divide by the step (not multiply by its inverse): this is how the authors' code
-    # rounds, so floor() picks their segment for inputs within an ulp of a grid point.
-    u = (x + grid_range) / grid_step(grid_size, grid_range)
+    # Multiply by the grid scale (G - 1) / (2R), as the authors' lookup does: floor() then
+    # picks their segment for inputs within an ulp of a grid point (dividing by the inexact
+    # step 2R / (G - 1) picks another one for about 7 inputs in 10 million).
+    u = (x + grid_range) * grid_scale(grid_size, grid_range)
     # nan_to_num: a NaN input reads segment 0 and gives NaN, not an out-of-range index.
     j = torch.floor(u).clamp_(0, grid_size - 2).nan_to_num_(0.0)
     return j.long(), u - j
@@ -68,7 +70,7 @@ def lerp_backward(x, table, grad_y, grid_range, need_x, need_table):
     g = grad_y.to(cdt)
     gx = gt = None
     if need_x:
-        gx = ((t[idx + 1] - t[idx]) / grid_step(G, grid_range) * g).to(x.dtype)
+        gx = ((t[idx + 1] - t[idx]) * grid_scale(G, grid_range) * g).to(x.dtype)
     if need_table:
         gt = _scatter_pair(idx, frac, g, F_ * G, cdt).view(F_, G).to(table.dtype)
     return gx, gt

@@ -21,22 +21,27 @@ import torch
 import triton
 import triton.language as tl
 
+from .._common import grid_scale
+
 
 # --- LERP: forward ----------------------------------------------------------------------------
 #
 # x is viewed as (N, F) with the feature last; table T is (F, G) on t_j = -R + j h,
-# h = 2R / (G - 1). For element (n, i):
-#   u = (x + R) / h,  j = clamp(floor(u), 0, G - 2),  frac = u - j   (unclamped: extrapolation)
+# h = 2R / (G - 1), and s = 1 / h = (G - 1) / (2R). For element (n, i):
+#   u = (x + R) * s,  j = clamp(floor(u), 0, G - 2),  frac = u - j   (unclamped: extrapolation)
 #   y = T[i, j] + frac (T[i, j + 1] - T[i, j])
-# The division is IEEE-rounded (div_rn) like the reference, so every backend picks the same
-# segment for inputs within an ulp of a grid point. A linear B-spline with K knots on [-R, R]
-# is the K-point table of the same function, extrapolation included.
+# A multiplication, as the authors' lookup (s = 7.875 for G = 64, R = 4, exact in fp32): one
+# IEEE-rounded product like the reference's, so every backend picks the same segment for inputs
+# within an ulp of a grid point (the compiler may fold ``u - j`` into an fma, which changes frac
+# by at most an ulp of u, never the segment: floor reads the rounded product). A linear
+# B-spline with K knots on [-R, R] is the K-point table of the same function, extrapolation
+# included.
 
 @triton.jit
-def _segment(x, R, step, G):
-    # x: fp32 block of inputs; R: half-width of the grid; step: h; G: grid points.
-    # Returns (j as int32, frac as fp32).
-    u = tl.div_rn(x + R, step)
+def _segment(x, R, inv_h, G):
+    # x: fp32 block of inputs; R: half-width of the grid; inv_h: s = (G - 1) / (2R);
+    # G: grid points. Returns (j as int32, frac as fp32).
+    u = (x + R) * inv_h
     j = tl.minimum(tl.maximum(tl.floor(u), 0.0), (G - 2).to(tl.float32))
     # NaN input: segment 0 (a valid address), so the output is NaN rather than a wild load.
     j = tl.where(j == j, j, 0.0)
@@ -52,7 +57,7 @@ def _lerp_fwd_kernel(
     F,          # features (last dimension of x)
     G,          # grid points per feature (>= 2)
     R,          # grid half-width: the grid spans [-R, R]
-    step,       # h = 2R / (G - 1)
+    inv_h,      # s = (G - 1) / (2R), grid points per unit of x
     BLOCK: tl.constexpr,  # elements per program
 ):
     pid = tl.program_id(0).to(tl.int64)
@@ -60,7 +65,7 @@ def _lerp_fwd_kernel(
     mask = offs < numel
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     feat = (offs % F).to(tl.int32)
-    j, frac = _segment(x, R, step, G)
+    j, frac = _segment(x, R, inv_h, G)
     base = feat * G + j
     left = tl.load(t_ptr + base, mask=mask, other=0.0).to(tl.float32)
     right = tl.load(t_ptr + base + 1, mask=mask, other=0.0).to(tl.float32)
@@ -71,7 +76,7 @@ def _lerp_fwd_kernel(
 # --- LERP: backward ---------------------------------------------------------------------------
 #
 # For an upstream gradient gy(n, i), with j and frac recomputed from x:
-#   gx(n, i) = (T[i, j + 1] - T[i, j]) / h * gy
+#   gx(n, i) = (T[i, j + 1] - T[i, j]) * s * gy
 #   dT[i, j] += (1 - frac) gy,   dT[i, j + 1] += frac gy      (summed over the rows n)
 # Program (pn, pf) owns features [pf BLOCK_F, (pf + 1) BLOCK_F) and rows
 # [pn rows_per_prog, (pn + 1) rows_per_prog); it accumulates its (BLOCK_F, BLOCK_G) table
@@ -89,7 +94,7 @@ def _lerp_bwd_kernel(
     F,          # features
     G,          # grid points
     R,          # grid half-width
-    step,       # h = 2R / (G - 1)
+    inv_h,      # s = (G - 1) / (2R), grid points per unit of x
     rows_per_prog,           # rows handled by one program along N
     NEED_GX: tl.constexpr,   # write gx
     NEED_GT: tl.constexpr,   # accumulate and write the partial table gradient
@@ -109,12 +114,12 @@ def _lerp_bwd_kernel(
         offs = row_base + r * F + f_offs
         x = tl.load(x_ptr + offs, mask=fmask, other=0.0).to(tl.float32)
         gy = tl.load(gy_ptr + offs, mask=fmask, other=0.0).to(tl.float32)
-        j, frac = _segment(x, R, step, G)
+        j, frac = _segment(x, R, inv_h, G)
         if NEED_GX:
             t_idx = f_offs * G + j
             left = tl.load(t_ptr + t_idx, mask=fmask, other=0.0).to(tl.float32)
             right = tl.load(t_ptr + t_idx + 1, mask=fmask, other=0.0).to(tl.float32)
-            gx = tl.div_rn(right - left, step) * gy
+            gx = (right - left) * inv_h * gy
             tl.store(gx_ptr + offs, gx.to(gx_ptr.dtype.element_ty), mask=fmask)
         if NEED_GT:
             w_left = (1.0 - frac) * gy
@@ -295,7 +300,7 @@ def lerp_forward(x, table, grid_range):
     if numel:
         _lerp_fwd_kernel[(triton.cdiv(numel, LERP_FWD_BLOCK),)](
             x2, table.detach().contiguous(), y, numel, F_, G, float(grid_range),
-            2.0 * grid_range / (G - 1), BLOCK=LERP_FWD_BLOCK)
+            grid_scale(G, grid_range), BLOCK=LERP_FWD_BLOCK)
     return y.view(x.shape)
 
 
@@ -316,7 +321,7 @@ def lerp_backward(x, table, grad_y, grid_range, need_x, need_table):
     if N and F_:
         _lerp_bwd_kernel[(n_blocks, f_blocks)](
             x2, table.detach().contiguous(), gy, gx if need_x else x2, part if need_table else x2,
-            N, F_, G, float(grid_range), 2.0 * grid_range / (G - 1), rows,
+            N, F_, G, float(grid_range), grid_scale(G, grid_range), rows,
             NEED_GX=need_x, NEED_GT=need_table, BLOCK_F=BLOCK_F, BLOCK_G=BLOCK_G,
             num_warps=LERP_BWD_WARPS)
     gt = None

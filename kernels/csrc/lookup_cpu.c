@@ -4,12 +4,13 @@
  * [-R, R] are a K-point table).
  *
  * Layout: x, y, grad_y, grad_x are (n, f) row-major; the table is (f, g).
- *   u    = (x + R) / step,  step = 2R / (g - 1)
+ *   u    = (x + R) * inv_h,  inv_h = (g - 1) / (2R)  (a multiplication, as the authors' lookup:
+ *            7.875 for g = 64, R = 4, exact in fp32; dividing by the step 2R / (g - 1) is not exact)
  *   j    = clamp(floor(u), 0, g - 2),  frac = u - j  (unclamped: edge segments extrapolate)
  *   y    = T[j] + frac * (T[j + 1] - T[j])
  *
  * Backward, for an upstream gradient gy:
- *   grad_x = (T[j + 1] - T[j]) / step * gy,  dT[j] += (1 - frac) gy,  dT[j + 1] += frac gy.
+ *   grad_x = (T[j + 1] - T[j]) * inv_h * gy,  dT[j] += (1 - frac) gy,  dT[j + 1] += frac gy.
  *
  * Arguments of lerp_forward_* / lerp_backward_*:
  *   x        (n, f) inputs, row-major, contiguous
@@ -59,7 +60,7 @@ static int64_t row_chunks(int64_t n, int64_t table_size) {
 void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f,     \
                         int64_t g, double range, int threads) {                     \
     const T r = (T)range;                                                            \
-    const T step = (T)(2.0 * range / (double)(g - 1));                               \
+    const T inv_h = (T)((double)(g - 1) / (2.0 * range));                            \
     const T jmax = (T)(g - 2);                                                       \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")               \
     for (int64_t row = 0; row < n; ++row) {                                          \
@@ -73,7 +74,7 @@ void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f, 
             const T *xr = x + row * f + i0;                                          \
             T *yr = y + row * f + i0;                                                \
             for (int64_t i = 0; i < m; ++i) {                                        \
-                T u = (xr[i] + r) / step;                                            \
+                T u = (xr[i] + r) * inv_h;                                           \
                 T j = FLOOR(u);                                                      \
                 j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                     \
                 fr[i] = u - j;                                                       \
@@ -97,7 +98,7 @@ int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x, 
                         T *grad_table, int64_t n, int64_t f, int64_t g,             \
                         double range, int threads) {                                \
     const T r = (T)range;                                                            \
-    const T step = (T)(2.0 * range / (double)(g - 1));                               \
+    const T inv_h = (T)((double)(g - 1) / (2.0 * range));                            \
     const T jmax = (T)(g - 2);                                                       \
     const int64_t blocks = (f + FEATURE_BLOCK - 1) / FEATURE_BLOCK;                  \
     const int64_t chunks = row_chunks(n, f * g);                                     \
@@ -123,7 +124,7 @@ int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x, 
                 const T *xr = x + row * f + f0;                                      \
                 const T *gr = grad_y + row * f + f0;                                 \
                 for (int64_t i = 0; i < nf; ++i) {                                   \
-                    T u = (xr[i] + r) / step;                                        \
+                    T u = (xr[i] + r) * inv_h;                                       \
                     T j = FLOOR(u);                                                  \
                     j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                 \
                     T frac = u - j;                                                  \
@@ -134,7 +135,7 @@ int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x, 
                 if (grad_x) {                                                        \
                     T *gxr = grad_x + row * f + f0;                                  \
                     for (int64_t i = 0; i < nf; ++i)                                 \
-                        gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) / step * gr[i];       \
+                        gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) * inv_h * gr[i];      \
                 }                                                                    \
                 if (acc) {                                                           \
                     for (int64_t i = 0; i < nf; ++i) {                               \
