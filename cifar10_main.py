@@ -105,7 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="activation kernel implementation: auto, reference, cpu, triton (auto)")
 
     t = p.add_argument_group("training")
-    t.add_argument("--do-kt", action="store_true", help="block-wise knowledge transfer")
+    t.add_argument("--do-kt", action="store_true",
+                   help="block-wise knowledge transfer; without --do-kd, plain training follows "
+                        "with the embedding and all blocks but the last still frozen (as the "
+                        "authors' script)")
+    t.add_argument("--kt-mode", choices=("authors", "isolated"), default="authors",
+                   help="authors (default): their KT loop step for step (whole student in train "
+                        "mode, one optimiser over all blocks, TV(2) on the whole student); "
+                        "isolated: frozen blocks in eval mode, a fresh optimiser per block "
+                        "(docs/METHOD.md section 6)")
     t.add_argument("--kt-lr", type=float, default=1e-3, help="KT AdamW lr (1e-3)")
     t.add_argument("--kt-wd", type=float, default=0.0, help="KT AdamW weight decay (0)")
     t.add_argument("--kt-epochs", type=int, default=50, help="KT epochs per block (50)")

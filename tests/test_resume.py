@@ -119,3 +119,52 @@ def test_mismatched_arguments_are_refused(teacher, tmp_path):
         assert len(lines) == 1 and f"saved run used {shown}" in lines[0], proc.stderr
     proc = subprocess.run(cmd("--resume"), cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2 and "--resume needs --checkpoint-dir" in proc.stderr
+
+
+def test_kt_without_kd_resumes_bit_identically_and_keeps_the_prefix_frozen(teacher, tmp_path):
+    """The authors' KT with a B-spline student (one optimiser carried across blocks, TV(2)
+    steps on later blocks) killed mid-KT and again in the plain training that follows KT
+    without --do-kd; that plain training leaves the embedding and blocks 0..2 as KT left them."""
+    def args(out, ck, kt):
+        return ["--teacher-load", str(teacher), "--teacher-hidden-factor", "0.5", "--do-kt",
+                "--kt-epochs", "2", "--epochs", "2", "--student-nl-act", "bspline",
+                "--student-hidden-factor", "0.25", "--save", str(out), "--kt-save", str(kt),
+                "--checkpoint-dir", str(ck), "--limit-train-batches", "3"]
+    straight, kt = tmp_path / "straight.bin", tmp_path / "kt.bin"
+    proc = run(*args(straight, tmp_path / "ck1", kt))
+    assert "plain training follows with the embedding and blocks 0..2 frozen" in proc.stdout
+    phases = [json.loads(l)["phase"] for l in proc.stdout.splitlines()
+              if l.startswith("{") and json.loads(l)["event"] == "epoch"]
+    assert phases == ["train", "train"]
+    a, k, t = (torch.load(p, weights_only=True) for p in (straight, kt, teacher))
+    for name in a:
+        if name.startswith("embed_linear"):
+            assert torch.equal(a[name], t[name]), name
+        frozen = name.startswith(("layers.0.", "layers.1.", "layers.2."))
+        if frozen and "running" not in name and "num_batches" not in name:
+            assert torch.equal(a[name], k[name]), f"{name} moved in the plain training after KT"
+    assert not torch.equal(a["classifier.weight"], k["classifier.weight"])
+
+    resumed, ck = tmp_path / "resumed.bin", tmp_path / "ck2"
+    rc, _, _ = run_until(args(resumed, ck, tmp_path / "kt2.bin"), "kt", signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    rc, out, err = run_until(args(resumed, ck, tmp_path / "kt2.bin") + ["--resume"], "train",
+                             signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, err
+    run(*args(resumed, ck, tmp_path / "kt2.bin"), "--resume")
+    b = torch.load(resumed, weights_only=True)
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after resuming"
+
+
+def test_kt_mode_is_part_of_the_resume_check(teacher, tmp_path):
+    ck = tmp_path / "ck"
+    base = ["--teacher-load", str(teacher), "--teacher-hidden-factor", "0.5", "--do-kt", "--do-kd",
+            "--kt-epochs", "1", "--kd-epochs", "1", "--student-nl-act", "base",
+            "--student-hidden-factor", "0.25", "--limit-train-batches", "2", "--checkpoint-dir", str(ck)]
+    run(*base)
+    proc = subprocess.run(cmd(*base, "--kt-mode", "isolated", "--resume"), cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "saved run used --kt-mode 'authors'" in proc.stderr, proc.stderr

@@ -6,8 +6,8 @@ must match it; :meth:`RunConfig.for_resume_check` leaves out the settings a run 
 (the plain-training schedule of a KD run, say). :class:`RunOptions` holds the rest: where
 files come from and go to, the device, logging.
 
-Flag semantics resolved here (docs/METHOD.md section 6): plain training (no ``--do-kt``,
-``--do-kd``, ``--kt-load``) runs ``--epochs`` epochs if given, else ``--kd-epochs``, with
+Flag semantics resolved here (docs/METHOD.md section 6): plain training (no ``--do-kd``; after
+KT with ``--do-kt``) runs ``--epochs`` epochs if given, else ``--kd-epochs``, with
 ``--lr``/``--wd`` if given, else ``--kd-lr``/``--kd-wd`` (the authors' script trains plainly
 with the KD schedule; its teacher and ResNet command lines rely on it).
 """
@@ -38,6 +38,7 @@ class RunConfig:
     psa_expansion: int = 8
     # schedule
     do_kt: bool = False
+    kt_mode: str = "authors"         # "authors" (their loop, step for step) or "isolated"
     kt_epochs: int = 50
     kt_lr: float = 1e-3
     kt_wd: float = 0.0
@@ -68,8 +69,9 @@ class RunConfig:
     # --- resolved plain-training settings ----------------------------------------------
     @property
     def plain(self) -> bool:
-        """True when this run trains plainly (neither KT nor KD)."""
-        return not (self.do_kt or self.do_kd)
+        """True when this run trains plainly: no KD (after KT, if ``--do-kt``, as the
+        authors' script: ``--do-kt`` without ``--do-kd`` is KT, then plain training)."""
+        return not self.do_kd
 
     @property
     def plain_epochs(self) -> int:
@@ -97,7 +99,7 @@ class RunConfig:
             for k in ("epochs", "lr", "wd"):
                 d.pop(k)
         if not self.do_kt:
-            for k in ("kt_epochs", "kt_lr", "kt_wd"):
+            for k in ("kt_epochs", "kt_lr", "kt_wd", "kt_mode"):
                 d.pop(k)
         if not self.teacher_resnet and not (self.do_kt or self.do_kd):
             for k in ("teacher_nl_act", "teacher_hidden_factor"):

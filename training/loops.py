@@ -159,12 +159,62 @@ def train_plain(model: nn.Module, train, test, loop: Loop, *, epochs: int, lr: f
                              bspline_lambda, "training", "train")
 
 
+KT_MODES = ("authors", "isolated")
+
+
+class _UpToBlock(nn.Module):
+    """The student's embedding and blocks ``0..b``: what KT trains block ``b`` through.
+
+    A module of its own (sharing the student's submodules) so that a multi-process run wraps
+    exactly the part in the forward pass: the frozen prefix keeps updating its BatchNorm
+    statistics, which DistributedDataParallel broadcasts from rank 0 like any buffer."""
+
+    def __init__(self, student: nn.Module, b: int):
+        super().__init__()
+        self.embed_linear = student.embed_linear
+        self.layers = student.layers[: b + 1]
+        self._patchify = student.patchify
+
+    def forward(self, x):
+        return self.layers(self.embed_linear(self._patchify(x)))
+
+
+def freeze_for_kt(student: nn.Module, b: int) -> None:
+    """Freeze (``requires_grad = False``) the embedding and blocks ``< b``; nothing else
+    changes (the authors' ``freeze``: blocks only ever get frozen, never unfrozen)."""
+    for p in student.embed_linear.parameters():
+        p.requires_grad_(False)
+    for block in student.layers[:b]:
+        for p in block.parameters():
+            p.requires_grad_(False)
+
+
+def unfreeze(student: nn.Module) -> None:
+    for p in student.parameters():
+        p.requires_grad_(True)
+
+
 def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop, *, epochs: int,
                        lr: float, wd: float = 0.0, spline_lr: float = 1e-3,
-                       bspline_lambda: float = 0.0) -> None:
-    """Block by block: copy the teacher's embedding, then for block b freeze the embedding
-    and blocks < b and fit block b's output tokens to the teacher's (MSE), ``epochs``
-    epochs per block at a constant AdamW rate ``lr``."""
+                       bspline_lambda: float = 0.0, mode: str = "authors") -> None:
+    """Block by block (docs/METHOD.md section 6): copy the teacher's embedding, then for
+    block b fit the student's tokens after block b to the teacher's (MSE), ``epochs``
+    epochs per block at a constant rate ``lr``.
+
+    ``mode="authors"`` (the default) is the authors' loop step for step: the whole student in
+    train mode (the frozen embedding and blocks < b run on batch statistics and keep updating
+    their running statistics), frozen means ``requires_grad = False`` only, one AdamW (+ one
+    Adam over every spline coefficient) created before block 0 and carried across the blocks,
+    and with a B-spline student ``bspline_lambda * TV2(whole student)`` in every step, so the
+    splines of blocks > b get TV(2)-only Adam steps before their own turn. On return the
+    embedding and blocks 0..depth-2 are still frozen (the caller unfreezes for KD).
+
+    ``mode="isolated"`` is our earlier variant, kept to measure the difference: the frozen
+    prefix runs in eval mode (fixed BatchNorm statistics), a fresh optimiser per block over
+    that block only (TV(2) gradients reach no other block). Everything is unfrozen on return.
+    """
+    if mode not in KT_MODES:
+        raise ValueError(f"unknown KT mode {mode!r}; use one of {', '.join(KT_MODES)}")
     session = loop.session
     teacher.eval()
     depth = len(student.layers)
@@ -172,32 +222,52 @@ def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop
     if pos is None:
         student.embed_linear.load_state_dict(teacher.embed_linear.state_dict())
         pos = (0, 0)
+    shared_opt = None
+    if mode == "authors":
+        unfreeze(student)      # the optimiser covers every parameter, as the authors' does
+        shared_opt = Optimisers([student], lr, wd, spline_lr)
+        saved = session.saved_optimisers(Phase.KT)
+        if saved:
+            shared_opt.load_state_dict(saved)
     for b in range(pos[0], depth):
-        for p in student.parameters():
-            p.requires_grad_(False)
-        for p in student.layers[b].parameters():
-            p.requires_grad_(True)
-        opt = Optimisers([student.layers[b]], lr, wd, spline_lr)
-        block = loop.wrap(student.layers[b])
-        first = 1
-        if b == pos[0] and pos[1]:
-            saved = session.saved_optimisers(Phase.KT)
-            if saved:
-                opt.load_state_dict(saved)
-            first = pos[1] + 1
+        if mode == "authors":
+            freeze_for_kt(student, b)
+            opt = shared_opt
+            net = loop.wrap(_UpToBlock(student, b))
+        else:
+            for p in student.parameters():
+                p.requires_grad_(False)
+            for p in student.layers[b].parameters():
+                p.requires_grad_(True)
+            opt = Optimisers([student.layers[b]], lr, wd, spline_lr)
+            if b == pos[0] and pos[1]:
+                saved = session.saved_optimisers(Phase.KT)
+                if saved:
+                    opt.load_state_dict(saved)
+            net = loop.wrap(student.layers[b])
+        first = pos[1] + 1 if b == pos[0] else 1
 
-        def loss_fn(x, _y, b=b, block=block):
+        def target_of(x, b=b):
             with torch.no_grad():
-                target = teacher.layers[: b + 1](teacher.embed_linear(teacher.patchify(x)))
-                # The frozen part of the student runs in eval mode: its BN statistics stay fixed.
-                inp = student.layers[:b](student.embed_linear(student.patchify(x)))
-            return F.mse_loss(_upcast(block(inp)), _upcast(target))
+                return teacher.layers[: b + 1](teacher.embed_linear(teacher.patchify(x)))
+
+        if mode == "authors":
+            def loss_fn(x, _y, net=net, b=b):
+                return F.mse_loss(_upcast(net(x)), _upcast(target_of(x, b)))
+        else:
+            def loss_fn(x, _y, net=net, b=b):
+                with torch.no_grad():
+                    # The frozen part of the student runs in eval mode: its BN statistics stay fixed.
+                    inp = student.layers[:b](student.embed_linear(student.patchify(x)))
+                return F.mse_loss(_upcast(net(inp)), _upcast(target_of(x, b)))
 
         for epoch in range(first, epochs + 1):
             t0 = time.time()
             _set_epoch(train, b * epochs + epoch)
-            student.eval()
-            student.layers[b].train()
+            student.train()
+            if mode == "isolated":
+                student.eval()
+                student.layers[b].train()
             loss = run_epoch(student, train, opt, loss_fn, loop, where=f"KT block {b}", epoch=epoch,
                              desc=f"KT block {b + 1}/{depth} epoch {epoch}/{epochs}",
                              bspline_lambda=bspline_lambda)
@@ -205,8 +275,10 @@ def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop
             loop.log.json(event="kt_epoch", block=b, epoch=epoch, loss=round(loss, 8),
                           seconds=round(time.time() - t0, 2))
             session.save(Phase.KT, epoch, kt_block=b, opt=opt, force=epoch == epochs)
-    for p in student.parameters():
-        p.requires_grad_(True)
+    if mode == "authors":
+        freeze_for_kt(student, depth - 1)
+    else:
+        unfreeze(student)
 
 
 def knowledge_distillation(student: nn.Module, teacher: nn.Module, train, test, loop: Loop, *,

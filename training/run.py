@@ -17,7 +17,8 @@ from errors import UserError, require_files
 from . import distributed
 from .config import RunConfig, RunOptions, resmlp_shape
 from .evaluate import evaluate
-from .loops import Loop, knowledge_distillation, knowledge_transfer, train_plain
+from .loops import (Loop, freeze_for_kt, knowledge_distillation, knowledge_transfer, train_plain,
+                    unfreeze)
 from .session import Interrupted, Phase, Session
 from .setup import Logger, build_model, make_loaders, seed_everything
 
@@ -153,7 +154,11 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
     session = Session(student, train.generator, log, folder=opts.checkpoint_dir,
                       config=cfg.for_resume_check(), every=opts.checkpoint_every, enabled=dist.main)
     if opts.resume:
-        session.load()
+        saved = session.load()
+        if (cfg.do_kt and session.phase is Phase.KT and "kt_mode" not in saved["args"]
+                and cfg.kt_mode != "isolated"):
+            raise CLIError("--resume: this state was written mid-KT before --kt-mode existed, by "
+                           "the isolated KT; add --kt-mode isolated to continue it")
     phase = session.phase
 
     def wrap(module):
@@ -165,23 +170,30 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
     t_model = _compile(teacher, opts.compile) if teacher is not None else None
     common = dict(spline_lr=cfg.bspline_lr, bspline_lambda=cfg.bspline_lambda)
     try:
-        if phase in (None, Phase.KT, Phase.TRAIN):
+        if phase in (None, Phase.KT):
             if opts.kt_load and phase is None:
                 models.load_checkpoint(student, opts.kt_load)
                 log.line(f"loaded the student after KT from {opts.kt_load}")
             elif cfg.do_kt:
                 knowledge_transfer(student, teacher, train, loop, epochs=cfg.kt_epochs,
-                                   lr=cfg.kt_lr, wd=cfg.kt_wd, **common)
+                                   lr=cfg.kt_lr, wd=cfg.kt_wd, mode=cfg.kt_mode, **common)
                 if opts.kt_save and dist.main:
                     models.save_checkpoint(student, opts.kt_save)
                     log.line(f"saved the student after KT to {opts.kt_save}")
                 session.save(Phase.KT_DONE, force=True)
         if cfg.do_kd:
+            unfreeze(student)      # KD trains everything
             if phase is not Phase.DONE:
                 knowledge_distillation(student, t_model, train, test, loop, epochs=cfg.kd_epochs,
                                        lr=cfg.kd_lr, wd=cfg.kd_wd, temperature=cfg.kd_t,
                                        alpha=cfg.kd_alpha, min_lr=cfg.min_lr, **common)
-        elif not cfg.do_kt and not opts.kt_load and phase is not Phase.DONE:
+        elif (cfg.do_kt or not opts.kt_load) and phase is not Phase.DONE:
+            if cfg.do_kt:
+                # As the authors' script: without --do-kd nothing unfreezes after KT.
+                freeze_for_kt(student, len(student.layers) - 1)
+                log.line("--do-kt without --do-kd: plain training follows with the embedding and "
+                         f"blocks 0..{len(student.layers) - 2} frozen (as the authors' script; "
+                         "add --do-kd to train everything)")
             train_plain(student, train, test, loop, epochs=cfg.plain_epochs, lr=cfg.plain_lr,
                         wd=cfg.plain_wd, min_lr=cfg.min_lr, **common)
         session.save(Phase.DONE, force=True)
