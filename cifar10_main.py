@@ -129,7 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--kd-t", type=float, default=1.0, help="distillation temperature (1)")
     t.add_argument("--kd-alpha", type=float, default=0.8, help="weight of the teacher term (0.8)")
     t.add_argument("--epochs", type=int, default=None,
-                   help="epochs of plain training (default: --kd-epochs)")
+                   help="epochs of plain training (default: --kd-epochs; after --do-kt without "
+                        "--do-kd, 0 stops after KT)")
     t.add_argument("--lr", type=float, default=None, help="plain-training AdamW lr (default: --kd-lr)")
     t.add_argument("--wd", type=float, default=None,
                    help="plain-training AdamW weight decay (default: --kd-wd)")

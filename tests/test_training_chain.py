@@ -82,3 +82,21 @@ def test_svhn_uses_the_small_resmlp(tmp_path, capsys, monkeypatch):
     rc, _, err = main(capsys, "--dataset", "svhn", "--dataset-dir", str(tmp_path / "none"),
                       *TINY, "--epochs", "1")
     assert rc == 2 and err.count("\n") == 1 and "--download-dataset" in err, err
+
+
+def test_kt_alone_with_zero_plain_epochs(tmp_path, capsys):
+    """--do-kt --epochs 0: KT and nothing after it (the KT-only student, e.g. to look at it);
+    a negative count is one line."""
+    teacher, kt = tmp_path / "teacher.bin", tmp_path / "kt.bin"
+    rc, _, err = main(capsys, "--dataset", "synthetic", *TINY, "--student-nl-act", "base",
+                      "--student-hidden-factor", "0.25", "--save", str(teacher))
+    assert rc == 0, err
+    rc, recs, err = main(capsys, "--dataset", "synthetic", *TINY, "--teacher-load", str(teacher),
+                         "--do-kt", "--kt-epochs", "1", "--epochs", "0", "--student-nl-act", "bspline",
+                         "--student-hidden-factor", "0.25", "--save", str(kt))
+    assert rc == 0, err
+    assert [r["block"] for r in event(recs, "kt_epoch")] == [0, 1, 2, 3]
+    assert event(recs, "epoch") == [] and kt.exists()
+    rc, _, err = main(capsys, "--dataset", "synthetic", *TINY, "--teacher-load", str(teacher),
+                      "--do-kt", "--epochs", "-1")
+    assert rc == 2 and err.count("\n") == 1 and "at least one epoch" in err, err

@@ -42,8 +42,10 @@ def check_options(cfg: RunConfig, opts: RunOptions) -> None:
     for name, value in (("batch_size", cfg.batch_size), ("test_batch_size", opts.test_batch_size)):
         if value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be positive")
-    if cfg.plain and cfg.plain_epochs < 1 and not opts.test_only and not opts.kt_load:
-        raise CLIError("plain training needs at least one epoch: pass --epochs N or --kd-epochs N")
+    if cfg.plain_epochs < 0 or (cfg.plain and cfg.plain_epochs < 1 and not opts.test_only
+                                and not opts.kt_load and not cfg.do_kt):
+        raise CLIError("plain training needs at least one epoch: pass --epochs N or --kd-epochs N "
+                       "(--epochs 0 is allowed after --do-kt: KT alone)")
 
 
 def load_model(path: str, role: str, cfg: RunConfig, opts: RunOptions, info
@@ -187,7 +189,7 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
                 knowledge_distillation(student, t_model, train, test, loop, epochs=cfg.kd_epochs,
                                        lr=cfg.kd_lr, wd=cfg.kd_wd, temperature=cfg.kd_t,
                                        alpha=cfg.kd_alpha, min_lr=cfg.min_lr, **common)
-        elif (cfg.do_kt or not opts.kt_load) and phase is not Phase.DONE:
+        elif (cfg.do_kt or not opts.kt_load) and phase is not Phase.DONE and cfg.plain_epochs:
             if cfg.do_kt:
                 # As the authors' script: without --do-kd nothing unfreezes after KT.
                 freeze_for_kt(student, len(student.layers) - 1)
