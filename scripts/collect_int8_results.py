@@ -3,8 +3,9 @@
 
   python scripts/collect_int8_results.py [--model-root DIR]
       reads <act folder>/quant/<stem>_log.txt (the last JSON line of cifar10_quant.py) for
-      ReLU h = 2, ReLU h = 1 and LERP-PSA h = 1, the float accuracy from results.csv, and
-      writes results_int8.csv (activation,hidden_factor,float_accuracy,int8_accuracy).
+      the models of [int8] in scripts/experiments.toml (ReLU h = 2, ReLU h = 1, LERP-PSA h = 1),
+      the float accuracy from the results.csv of their float parents ([int8] parent), and
+      writes results_int8.csv (activation,hidden_factor,float_parent,float_accuracy,int8_accuracy).
   python scripts/collect_int8_results.py --check [--model-root DIR]
       re-runs the integer-only model (fpga.int_resmlp) of every dump in results_int8.csv on the
       test set and fails unless each accuracy is the one in the CSV.
@@ -20,14 +21,21 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-MODELS = (("base", "2"), ("base", "1"), ("psa", "1"))
-FOLDERS = {"base": "baseline", "psa": "lerp_psa_64"}
-STEMS = {"2": "h_mul_2", "1": "h_mul_1", "0.5": "h_div_2", "0.25": "h_div_4"}
-FIELDS = ("activation", "hidden_factor", "float_accuracy", "int8_accuracy")
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import experiments  # noqa: E402
+
+M = experiments.load()
+MODELS = tuple((a, experiments.fmt_h(h)) for a, h in M.int8["models"])
+FIELDS = ("activation", "hidden_factor", "float_parent", "float_accuracy", "int8_accuracy")
 
 
 def dump_dir(root, act, h):
-    return os.path.join(root, FOLDERS[act], "quant", STEMS[h])
+    return os.path.join(root, M.activation(act).folder, "quant", M.stem(float(h)))
+
+
+def parent_root(root):
+    """The folder of the float students the INT8 models were trained from."""
+    return os.path.join(root, M.int8["parent"]) if M.int8["parent"] else root
 
 
 def last_result(path):
@@ -40,17 +48,23 @@ def last_result(path):
 
 
 def float_accuracy(root, act, h):
-    with open(os.path.join(root, "results.csv")) as f:
+    path = os.path.join(parent_root(root), "results.csv")
+    with open(path) as f:
         for row in csv.DictReader(f):
             if row["activation"] == act and float(row["hidden_factor"]) == float(h):
                 return row["accuracy"]
-    raise SystemExit(f"collect_int8_results.py: error: results.csv has no row for {act} h={h}")
+    raise SystemExit(f"collect_int8_results.py: error: {path} has no row for {act} h={h}")
+
+
+def float_parent(root, act, h):
+    """The float student's checkpoint, relative to the model root."""
+    return os.path.relpath(M.checkpoint(parent_root(root), act, float(h)), root)
 
 
 def collect(root):
     rows = []
     for act, h in MODELS:
-        log = os.path.join(root, FOLDERS[act], "quant", f"{STEMS[h]}_log.txt")
+        log = os.path.join(root, M.activation(act).folder, "quant", f"{M.stem(float(h))}_log.txt")
         if not os.path.isfile(log):
             raise SystemExit(f"collect_int8_results.py: error: missing {log}; run "
                              "scripts/run_quant_baseline.sh and scripts/run_quant_lerp_psa.sh")
@@ -58,7 +72,8 @@ def collect(root):
         if r.get("identical_logits") != r.get("test_images"):
             raise SystemExit(f"collect_int8_results.py: error: {log}: fake-quant and integer "
                              "predictions differ")
-        rows.append(dict(activation=act, hidden_factor=h, float_accuracy=float_accuracy(root, act, h),
+        rows.append(dict(activation=act, hidden_factor=h, float_parent=float_parent(root, act, h),
+                         float_accuracy=float_accuracy(root, act, h),
                          int8_accuracy=f"{r['int8_accuracy']:.2f}"))
     path = os.path.join(root, "results_int8.csv")
     tmp = path + ".tmp"

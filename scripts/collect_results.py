@@ -58,9 +58,10 @@ def _user_errors():
 
 # --- what to evaluate ----------------------------------------------------------------------
 
-def checkpoints(model_root):
-    """(act, h, path) of the teacher and every student of the table, in table order."""
-    out = [("teacher", M.teacher["h"], M.teacher_path(model_root))]
+def checkpoints(model_root, teacher=None):
+    """(act, h, path) of the teacher (``teacher``, default: the model root's) and every
+    student of the table, in table order."""
+    out = [("teacher", M.teacher["h"], teacher or M.teacher_path(model_root))]
     for a in M.activations:
         for h in M.hs:
             out.append((a.act, h, M.checkpoint(model_root, a.act, h)))
@@ -122,9 +123,9 @@ def evaluate_paths(items, dataset, dataset_dir, progress=True):
     return out
 
 
-def evaluate_all(model_root, dataset, dataset_dir, progress=True):
+def evaluate_all(model_root, dataset, dataset_dir, progress=True, teacher=None):
     """[(act, h, accuracy string)] for the teacher and every student of the table."""
-    return evaluate_paths(checkpoints(model_root), dataset, dataset_dir, progress)
+    return evaluate_paths(checkpoints(model_root, teacher), dataset, dataset_dir, progress)
 
 
 def evaluate_seeds(model_root, dataset, dataset_dir, seeds=None, progress=True, only=None):
@@ -200,7 +201,7 @@ def seed_table(rows):
     lines += ["", "Differences of means, d = first - second; se = sqrt(s1^2/n1 + s2^2/n2) "
               "(standard error of d); sd = sqrt(s1^2 + s2^2) (spread of a single-seed "
               "difference):", "",
-              "| first | second | d | se | sd | |d| > 2 se | |d| > 2 sd |", "|---|---|---|---|---|---|---|"]
+              "| first | second | d | se | sd | \\|d\\| > 2 se | \\|d\\| > 2 sd |", "|---|---|---|---|---|---|---|"]
     label = {a.act: a.label for a in M.activations}
     for (a, ha), (b, hb) in comparisons():
         m1, s1, n1, _ = st[(a, float(ha))]
@@ -210,6 +211,30 @@ def seed_table(rows):
         sd = math.sqrt(s1 ** 2 + s2 ** 2)
         lines.append(f"| {label[a]} h = {ha} | {label[b]} h = {hb} | {d:+.2f} | {se:.2f} | {sd:.2f} "
                      f"| {'yes' if abs(d) > 2 * se else 'no'} | {'yes' if abs(d) > 2 * sd else 'no'} |")
+    return "\n".join(lines)
+
+
+def compare_table(rows_a, rows_b, label_a, label_b):
+    """The seed study of two recipes side by side (Markdown): per activation and h, mean +-
+    sample std of each, the difference of means d = a - b with its standard error and the
+    spread of a single-seed difference, and whether |d| exceeds twice each."""
+    sa, sb = seed_stats(rows_a), seed_stats(rows_b)
+    hs = sorted(M.seeds["hidden"], reverse=True)
+    seeds = sorted({int(r[2]) for r in rows_a})
+    lines = [f"Test accuracy (%), mean +- sample std over seeds {', '.join(map(str, seeds))}; "
+             f"d = {label_a} - {label_b}:", "",
+             f"| activation | h | {label_a} | {label_b} | d | se | sd | \\|d\\| > 2 se | \\|d\\| > 2 sd |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for a in M.activations:
+        for h in hs:
+            m1, s1, n1, _ = sa[(a.act, float(h))]
+            m2, s2, n2, _ = sb[(a.act, float(h))]
+            d = m1 - m2
+            se = math.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2)
+            sd = math.sqrt(s1 ** 2 + s2 ** 2)
+            lines.append(f"| {a.label} | {h} | {m1:.2f} +- {s1:.2f} | {m2:.2f} +- {s2:.2f} | {d:+.2f} "
+                         f"| {se:.2f} | {sd:.2f} | {'yes' if abs(d) > 2 * se else 'no'} "
+                         f"| {'yes' if abs(d) > 2 * sd else 'no'} |")
     return "\n".join(lines)
 
 
@@ -282,6 +307,15 @@ def main(argv=None):
     p.add_argument("--dataset-dir", default=None)
     p.add_argument("--model-root", default=None,
                    help="model folder (default: output/<dataset folder>/<model> of scripts/experiments.toml)")
+    p.add_argument("--teacher", default=None, metavar="PATH",
+                   help="the teacher checkpoint (default: teacher_model.bin in the model root; "
+                        "an ablation's is the shipped one)")
+    p.add_argument("--ablation", default=None, metavar="NAME",
+                   help="an [ablation.NAME] of scripts/experiments.toml: its folder under the model "
+                        "root, the model root's teacher")
+    p.add_argument("--compare", default=None, metavar="NAME",
+                   help="print the seed study of the shipped models beside that of ablation NAME "
+                        "(from both results_seeds.csv; nothing is evaluated)")
     p.add_argument("--seeds", action="store_true",
                    help="the seed study: results_seeds.csv, mean +- std, differences")
     p.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
@@ -292,9 +326,25 @@ def main(argv=None):
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     model_root = args.model_root or M.model_root(args.dataset)
+    teacher = args.teacher
     errors = _user_errors()
     try:
         t0 = time.time()
+        if args.compare:
+            abl = M.ablation(args.compare)
+            paths = [os.path.join(model_root, M.seeds["results"]),
+                     os.path.join(model_root, abl.folder, M.seeds["results"])]
+            for path in paths:
+                if not os.path.isfile(path):
+                    raise UserError(f"missing {path}; write it with collect_results.py --seeds "
+                                    f"(--ablation {abl.name} for the ablation)")
+            print(compare_table(read_seeds_csv(paths[0]), read_seeds_csv(paths[1]),
+                                abl.versus, abl.label))
+            return 0
+        if args.ablation:
+            abl = M.ablation(args.ablation)
+            teacher = teacher or M.teacher_path(model_root)
+            model_root = os.path.join(model_root, abl.folder)
         if args.seeds:
             csv_path = os.path.join(model_root, M.seeds["results"])
             rows = evaluate_seeds(model_root, args.dataset, args.dataset_dir, seeds=args.seed_values,
@@ -310,7 +360,8 @@ def main(argv=None):
                 print(f"\nwrote {csv_path}")
             return 0
         csv_path = os.path.join(model_root, M.results_file)
-        results = evaluate_all(model_root, args.dataset, args.dataset_dir, progress=not args.no_progress)
+        results = evaluate_all(model_root, args.dataset, args.dataset_dir, progress=not args.no_progress,
+                               teacher=teacher)
         print(f"Test accuracy (%), ResMLP 4 blocks, embed 96, hidden = 96 h; evaluated in {time.time() - t0:.0f} s")
         print()
         print(table(results, args.dataset))

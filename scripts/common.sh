@@ -25,7 +25,8 @@ manifest="$("$PY" "$ROOT/scripts/experiments.py" shell --dataset "$DATASET")" \
 eval "$manifest"
 unset manifest
 MODEL_ROOT="${MODEL_ROOT:-${MANIFEST_MODEL_ROOT}}"
-TEACHER_MODEL="${MODEL_ROOT}/${TEACHER_FILE}"
+# TEACHER_MODEL may be given (an ablation trains into its own folder from the shipped teacher).
+TEACHER_MODEL="${TEACHER_MODEL:-${MODEL_ROOT}/${TEACHER_FILE}}"
 
 # h_stem H: file stem of a hidden factor (h_mul_2, h_mul_1, h_div_2, h_div_4).
 h_stem() {

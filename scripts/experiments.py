@@ -48,6 +48,16 @@ class Hidden:
 
 
 @dataclass(frozen=True)
+class Ablation:
+    name: str         # the key under [ablation]
+    folder: str       # <model root>/<folder>/
+    label: str        # table label
+    args: str         # extra cifar10_main.py arguments of every student
+    versus: str       # what the shipped models are, as opposed to this ablation
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Manifest:
     activations: tuple
     hidden: tuple
@@ -56,6 +66,8 @@ class Manifest:
     schedules: dict
     seeds: dict
     results_file: str
+    ablations: dict = None      # name -> Ablation
+    int8: dict = None           # parent folder and (act, h) of the shipped INT8 models
 
     # --- lookups --------------------------------------------------------------------------
     def activation(self, act: str) -> Activation:
@@ -93,6 +105,12 @@ class Manifest:
 
     def dataset_label(self, dataset: str) -> str:
         return self.datasets.get(dataset, {}).get("label", dataset)
+
+    def ablation(self, name: str) -> Ablation:
+        if name not in (self.ablations or {}):
+            raise ManifestError(f"unknown ablation {name!r}; the manifest has "
+                                f"{', '.join(self.ablations or {}) or 'none'}")
+        return self.ablations[name]
 
     def teacher_path(self, model_root: str) -> str:
         return os.path.join(model_root, self.teacher["file"])
@@ -134,9 +152,16 @@ def load(path: str = MANIFEST) -> Manifest:
                                _require(x, "label", "[[activation]]"), paper))
     teacher = dict(_require(raw, "teacher", "the manifest"))
     teacher["h"] = float(teacher["h"])
+    ablations = {name: Ablation(name, _require(x, "folder", f"[ablation.{name}]"),
+                                _require(x, "label", f"[ablation.{name}]"),
+                                _require(x, "args", f"[ablation.{name}]"),
+                                _require(x, "versus", f"[ablation.{name}]"), x.get("note", ""))
+                 for name, x in raw.get("ablation", {}).items()}
     return Manifest(tuple(acts), hidden, teacher, dict(raw.get("dataset", {})),
                     dict(raw.get("schedule", {})), dict(_require(raw, "seeds", "the manifest")),
-                    raw.get("results", {}).get("file", "results.csv"))
+                    raw.get("results", {}).get("file", "results.csv"), ablations,
+                    dict(parent=raw.get("int8", {}).get("parent", ""),
+                         models=[(str(a), float(h)) for a, h in raw.get("int8", {}).get("models", [])]))
 
 
 # --- JSON log lines ------------------------------------------------------------------------
@@ -186,6 +211,10 @@ def shell(m: Manifest, dataset: str | None) -> str:
         f"SEED_SHIPPED={int(m.seeds['shipped'])}",
         "SEEDS_EXTRA=(" + " ".join(str(int(s)) for s in m.seeds["extra"]) + ")",
         "SEED_H_VALUES=(" + " ".join(q(fmt_h(h)) for h in m.seeds["hidden"]) + ")",
+        "declare -gA ABLATION_FOLDER=(" + " ".join(f"[{q(a.name)}]={q(a.folder)}"
+                                                   for a in (m.ablations or {}).values()) + ")",
+        "declare -gA ABLATION_ARGS=(" + " ".join(f"[{q(a.name)}]={q(a.args)}"
+                                                 for a in (m.ablations or {}).values()) + ")",
     ]
     for name, sched in m.schedules.items():
         for key, val in sched.items():

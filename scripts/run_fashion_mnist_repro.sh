@@ -44,4 +44,5 @@ for h in "${H_VALUES[@]}"; do
   done
 done
 echo "training done in $(( ($(date +%s) - start) / 60 )) min"
-"$PY" scripts/collect_results.py --model-root "$MODEL_ROOT" --dataset "$DATASET" --dataset-dir "$DATASET_DIR"
+"$PY" scripts/collect_results.py --model-root "$MODEL_ROOT" --teacher "$TEACHER_MODEL" \
+  --dataset "$DATASET" --dataset-dir "$DATASET_DIR"

@@ -147,3 +147,55 @@ def test_readme_paper_table_is_the_manifests():
         row = f"| {a.label} | " + " | ".join(f"{v:.1f}" for v in a.paper) + " |"
         assert row in text, f"README's paper row for {a.act} differs from scripts/experiments.toml"
     assert f"Teacher (ReLU, h = 4): {M.teacher['paper']:.1f} %" in text
+
+
+def test_ablations_are_named_once():
+    abl = M.ablation("kt_isolated")
+    assert (abl.folder, abl.args) == ("ablation_kt_isolated", "--kt-mode isolated")
+    with pytest.raises(experiments.ManifestError, match="unknown ablation 'nope'"):
+        M.ablation("nope")
+    r = bash('DATASET=fashion-mnist; set -- ; source scripts/common.sh; '
+             'echo "${ABLATION_FOLDER[kt_isolated]}|${ABLATION_ARGS[kt_isolated]}"')
+    assert r.returncode == 0 and r.stdout.strip() == "ablation_kt_isolated|--kt-mode isolated", r.stderr
+    r = bash("./scripts/run_fashion_mnist_ablation.sh nope")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "kt_isolated" in r.stderr
+
+
+def test_recipe_comparison_table():
+    import collect_results as cr
+    a = {("base", 0.5): [84.6, 84.2, 84.4], ("psa", 0.25): [85.11, 85.0, 85.2]}
+    b = {("base", 0.5): [84.5, 84.3, 84.1], ("psa", 0.25): [84.0, 84.2, 84.1]}
+    rows = lambda v: [(act, h, s, f"{x:.2f}") for act in ("base", "bspline", "psa")
+                      for h in (0.5, 0.25) for s, x in zip((2023, 2024, 2025),
+                                                           v.get((act, h), [80.0, 80.5, 81.0]))]
+    text = cr.compare_table(rows(a), rows(b), "A", "B")
+    line = next(x for x in text.splitlines() if x.startswith("| LERP-PSA (64) | 0.25 |"))
+    xa, xb = a[("psa", 0.25)], b[("psa", 0.25)]
+    d = statistics.mean(xa) - statistics.mean(xb)
+    se = math.sqrt(statistics.variance(xa) / 3 + statistics.variance(xb) / 3)
+    sd = math.sqrt(statistics.variance(xa) + statistics.variance(xb))
+    assert f"| {d:+.2f} | {se:.2f} | {sd:.2f} | yes | yes |" in line, line
+    line = next(x for x in text.splitlines() if x.startswith("| Baseline (ReLU) | 0.5 |"))
+    assert line.endswith("| no | no |")
+    assert "\\|d\\| > 2 se" in text          # escaped: a Markdown table cell, not a column break
+
+
+def test_int8_models_point_at_their_float_parents():
+    """results_int8.csv names each INT8 model's float parent; it exists and its accuracy is the
+    one of the parent's results.csv (the INT8 models come from the isolated-KT students)."""
+    sys.path.insert(0, SCRIPTS)
+    import collect_int8_results as ci
+    root = M.model_root("fashion-mnist")
+    with open(os.path.join(root, "results_int8.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["activation"], float(r["hidden_factor"])) for r in rows] == \
+        [(a, float(h)) for a, h in M.int8["models"]]
+    parent = os.path.join(root, M.int8["parent"])
+    with open(os.path.join(parent, "results.csv")) as f:
+        floats = {(r["activation"], float(r["hidden_factor"])): r["accuracy"] for r in csv.DictReader(f)}
+    for r in rows:
+        path = os.path.join(root, r["float_parent"])
+        assert os.path.isfile(path), path
+        assert r["float_parent"] == ci.float_parent(root, r["activation"], r["hidden_factor"])
+        assert r["float_accuracy"] == floats[(r["activation"], float(r["hidden_factor"]))]
+        assert os.path.isdir(ci.dump_dir(root, r["activation"], r["hidden_factor"]))
