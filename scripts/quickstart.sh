@@ -4,9 +4,9 @@
 #   ./scripts/quickstart.sh               evaluate every shipped Fashion-MNIST checkpoint, print
 #                                         the accuracy table beside the paper's CIFAR-10 table and
 #                                         check it equals results.csv (and, when shipped, the seed
-#                                         checkpoints against results_seeds.csv), then re-run the
-#                                         three shipped INT8 integer models against results_int8.csv;
-#                                         writes nothing
+#                                         checkpoints against results_seeds.csv), the same for the
+#                                         isolated-KT ablation, then re-run the three shipped INT8
+#                                         integer models against results_int8.csv; writes nothing
 #   ./scripts/quickstart.sh --retrain     run the whole Fashion-MNIST training (scripts/run_fashion_mnist_repro.sh),
 #                                         writing output/fashion_mnist/resmlp_layers_4_h_4_embed_96/
 #   ./scripts/quickstart.sh --quick-train train ReLU and LERP-PSA (h = 0.25) for one epoch each and
@@ -42,6 +42,8 @@ else
   echo "==> evaluating the shipped Fashion-MNIST checkpoints (output/fashion_mnist/...)"
   # also re-evaluates the seed checkpoints when results_seeds.csv is shipped
   "$PY" scripts/collect_results.py --check
+  echo "==> evaluating the isolated-KT ablation (output/fashion_mnist/.../ablation_kt_isolated/)"
+  "$PY" scripts/collect_results.py --check --ablation kt_isolated
   echo "==> re-running the shipped INT8 integer-only models (fpga.int_resmlp) on the test set"
   "$PY" scripts/collect_int8_results.py --check
 fi

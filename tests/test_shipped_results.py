@@ -66,3 +66,21 @@ def test_seed_checkpoint_reproduces_results_seeds_csv(act):
     got = [r for r in evaluate_seeds(MODEL_ROOT, "fashion-mnist", None, seeds=[seed], progress=False,
                                      only=[(act, h)])]
     assert got == want
+
+
+# The isolated-KT ablation (ablation_kt_isolated/): trained before the LERP index became the
+# authors' multiplication, so its LERP-PSA students are the ones today's kernels could read
+# differently. The suite re-evaluates one of them; ./scripts/quickstart.sh checks all 24.
+ABLATION_ROOT = os.path.join(MODEL_ROOT, M.ablation("kt_isolated").folder)
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(ABLATION_ROOT, M.results_file)),
+                    reason="no isolated-KT ablation shipped")
+def test_ablation_lerp_psa_student_reproduces_its_csv():
+    need_path(FMNIST, "the Fashion-MNIST data set", HOW)
+    from collect_results import evaluate_paths, read_csv
+    h = min(M.hs)
+    want = [r for r in read_csv(os.path.join(ABLATION_ROOT, M.results_file)) if r[:2] == ("psa", h)]
+    got = evaluate_paths([("psa", h, M.checkpoint(ABLATION_ROOT, "psa", h))], "fashion-mnist", None,
+                         progress=False)
+    assert got == want
