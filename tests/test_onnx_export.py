@@ -18,9 +18,10 @@
   flips included, are printed with -s). No accuracy or flip count is written down here: they
   are computed. The students are skipped while the main folder holds none of them (they were
   being retrained when this was written); once any is there, all 12 must be.
-* The command line: the JSON last line, --check, and one-line errors that leave no file.
+* The command line: the JSON last line, --check, and one-line errors that leave no file;
+  scripts/bench_onnx.py end to end on tiny models (a smoke test: no timing is asserted).
 
-Cost on the 2-core machine, measured while a training job ran on it: about 15 s without the
+Cost on the 2-core machine, measured while a training job ran on it: about 20 s without the
 shipped checkpoints; the 13 checkpoints about 40 s more (the teacher alone about 4 s).
 """
 import json
@@ -446,3 +447,15 @@ def test_bench_onnx_missing_models_is_one_line(tmp_path, capsys):
     assert bench_onnx.main(["--model-root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing 4 checkpoint(s)" in err
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_cli_without_the_deploy_packages_names_the_install(missing, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.setitem(sys.modules, missing, None)  # import fails as if not installed
+    out = tmp_path / "m.onnx"
+    assert export_onnx.main(["--checkpoint", os.path.join(FIXTURES, "authors_resnet20.pt"),
+                             "--out", str(out), "--check", "4"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the {missing} package is not installed" in err
+    assert "pip install -r requirements-deploy.txt" in err and not out.exists()
