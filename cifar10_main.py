@@ -27,6 +27,7 @@ import data
 import errors
 import training
 from models import UnknownActivationError, canonical_act
+from models.registry import metavar as act_metavar
 from training.session import install_signal_handlers, restore_signal_handlers, stop_signal
 
 PROG = "cifar10_main.py"
@@ -88,12 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("models (a checkpoint given with --load/--teacher-load defines its "
                              "model; flags given explicitly are checked against it)")
     m.add_argument("--teacher-load", help="teacher checkpoint (needed by --do-kt/--do-kd)")
-    m.add_argument("--teacher-nl-act", type=act_type, default="base", metavar="{psa,bspline,base}",
+    m.add_argument("--teacher-nl-act", type=act_type, default="base", metavar=act_metavar(),
                    help="teacher activation (base)")
     m.add_argument("--teacher-hidden-factor", type=positive_float, default=4.0,
                    help="teacher hidden size / embed (4)")
     m.add_argument("--teacher-resnet", action="store_true", help="the teacher is a ResNet-20")
-    m.add_argument("--student-nl-act", type=act_type, default="psa", metavar="{psa,bspline,base}",
+    m.add_argument("--student-nl-act", type=act_type, default="psa", metavar=act_metavar(),
                    help="student activation (psa)")
     m.add_argument("--student-hidden-factor", type=positive_float, default=4.0,
                    help="student hidden size / embed (4; the paper's students: 2, 1, 0.5, 0.25)")

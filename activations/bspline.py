@@ -19,8 +19,10 @@ import kernels
 
 class BSpline(nn.Module):
     def __init__(self, num_features: int, size: int = 65, range_: float = 4.0,
-                 save_memory: bool = False, impl: str = "auto"):
+                 impl: str = "auto", **deprecated):
         super().__init__()
+        if deprecated:
+            kernels.deprecated_save_memory(deprecated, "BSpline")
         if size < 3 or size % 2 == 0:
             raise ValueError(f"BSpline size must be odd and >= 3, got {size}")
         if range_ <= 0:
@@ -28,7 +30,6 @@ class BSpline(nn.Module):
         self.num_features = int(num_features)
         self.size = int(size)
         self.range_ = float(range_)
-        self.save_memory = bool(save_memory)
         self.impl = impl
         self.coefficients = nn.Parameter(torch.empty(num_features, size))
         self.reset_parameters()
@@ -51,8 +52,7 @@ class BSpline(nn.Module):
         return kernels.tv2(self.coefficients, self.range_)
 
     def forward(self, x):
-        return kernels.bspline(x, self.coefficients, self.range_, impl=self.impl,
-                               save_memory=self.save_memory)
+        return kernels.bspline(x, self.coefficients, self.range_, impl=self.impl)
 
     def extra_repr(self):
         return f"{self.num_features}, size={self.size}, range_={self.range_:g}"

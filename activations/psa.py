@@ -66,19 +66,21 @@ class PSA(_PSAParams):
 class LerpPSA(_PSAParams):
     """PSA evaluated through a per-feature lookup table with linear interpolation.
 
-    In training the table ``T[i, j] = f_i(t_j)`` is rebuilt on every forward
-    (exact autograd through ``f`` on the grid points). In eval mode it is
-    cached and rebuilt only when a parameter changes: the cache is keyed on the
-    parameter values themselves (and device and dtype), so an optimizer step,
-    an in-place edit (also through ``.data``), ``load_state_dict``, ``.to()`` or
-    a ``.data`` swap all invalidate it. Inputs outside [-R, R] use the edge
-    segments linearly. ``save_memory`` is kept for compatibility and has no
-    effect: every kernel backend keeps only ``x`` for the backward.
+    The table ``T[i, j] = f_i(t_j)`` is built from the current parameters on every forward
+    (with autograd through ``f`` on the grid points when a gradient is needed), in training
+    and in eval mode alike, so it is never stale, whatever changed the parameters (an
+    optimizer step, an in-place edit through ``.data``, ``load_state_dict``, ``.to()``). A
+    table kept between eval calls would need the parameter values compared on every call
+    (no cheaper key sees a ``.data`` edit): a device-to-host synchronisation per layer and
+    call on a GPU, for a saving of one (F, G) table build. Inputs outside [-R, R] use the
+    edge segments linearly.
     """
 
     def __init__(self, num_features: int, expansion: int = 8, grid_size: int = 64,
-                 grid_range: float = 4.0, epsilon: float = 1.0, save_memory: bool = False,
-                 impl: str = "auto"):
+                 grid_range: float = 4.0, epsilon: float = 1.0, impl: str = "auto",
+                 **deprecated):
+        if deprecated:
+            kernels.deprecated_save_memory(deprecated, "LerpPSA")
         if grid_size < 2:
             raise ValueError("grid_size must be at least 2")
         if grid_range <= 0:
@@ -86,10 +88,7 @@ class LerpPSA(_PSAParams):
         super().__init__(num_features, expansion, epsilon)
         self.grid_size = int(grid_size)
         self.grid_range = float(grid_range)
-        self.save_memory = bool(save_memory)
         self.impl = impl
-        self._cache_key = None
-        self._cache_table = None
         self._grid_cache = None
 
     def grid_points(self, device=None, dtype=torch.float32):
@@ -99,7 +98,8 @@ class LerpPSA(_PSAParams):
                               device=device, dtype=dtype)
 
     def _grid(self, device, dtype):
-        """``grid_points`` kept between calls in eager mode (one linspace less per forward)."""
+        """``grid_points`` kept between calls in eager mode (one linspace less per forward);
+        keyed on device, dtype, size and range, none of which needs a synchronisation."""
         if torch.compiler.is_compiling():
             return self.grid_points(device, dtype)
         key = (device, dtype, self.grid_size, self.grid_range)
@@ -123,59 +123,20 @@ class LerpPSA(_PSAParams):
                                   self.o_bias, self.epsilon, t, impl=self.impl)
         return table + t if residual else table
 
-    def _values(self):
-        """The table's inputs as one flat tensor: what the eval cache is keyed on.
-
-        Keyed on the values themselves, not on storage pointers and version counters: an
-        in-place edit through ``.data`` (``p.data.add_(...)``, old-style code and some
-        optimisers) bumps no version counter, and a pointer/version key would then keep a stale
-        table. The comparison costs one pass over F * (3E + 2) + 1 numbers per call."""
-        return torch.cat([p.detach().reshape(-1).to(self.v_weight.dtype)
-                          for p in (self.v_weight, self.q_weight, self.q_bias,
-                                    self.o_weight, self.o_bias, self.epsilon)])
-
     def table(self, residual: bool = False):
-        """The current table; cached in eval mode when no gradient is needed.
-
-        The cache is keyed on the parameter values (see ``_values``), so any change, in place
-        or not, through autograd or ``.data``, rebuilds it. Under ``torch.compile`` the table
-        is rebuilt on every call (a graph cannot guard on tensor contents); it is small next
-        to the lookups, and always current."""
-        needs_grad = torch.is_grad_enabled() and any(
-            p.requires_grad for p in self.parameters(recurse=False))
-        if torch.compiler.is_compiling():
-            return self.compute_table(residual)
-        if self.training or needs_grad:
-            self._cache_key = self._cache_table = None
-            return self.compute_table(residual)
-        values = self._values()
-        key = self._cache_key
-        if (self._cache_table is None or key[0] != residual or key[1].device != values.device
-                or key[1].dtype != values.dtype or not torch.equal(key[1], values)):
-            with torch.no_grad():
-                self._cache_table = self.compute_table(residual)
-            self._cache_key = (residual, values.clone())
-        return self._cache_table
-
-    def train(self, mode: bool = True):
-        self._cache_key = self._cache_table = self._grid_cache = None
-        return super().train(mode)
+        """The table of the current parameters (``compute_table``)."""
+        return self.compute_table(residual)
 
     def _apply(self, fn, *args, **kwargs):
-        self._cache_key = self._cache_table = self._grid_cache = None
+        self._grid_cache = None
         return super()._apply(fn, *args, **kwargs)
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._cache_key = self._cache_table = None
-        return super()._load_from_state_dict(*args, **kwargs)
-
     def forward(self, x):
-        return kernels.lerp(x, self.table(), self.grid_range, impl=self.impl,
-                            save_memory=self.save_memory)
+        return kernels.lerp(x, self.table(), self.grid_range, impl=self.impl)
 
     def extra_repr(self):
         return (f"{self.num_features}, expansion={self.expansion}, grid_size={self.grid_size}, "
-                f"grid_range={self.grid_range:g}, save_memory={self.save_memory}")
+                f"grid_range={self.grid_range:g}")
 
 
 class ResidualLerpPSA(nn.Module):

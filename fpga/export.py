@@ -31,13 +31,15 @@ from .lerp8 import check_addr_bits, table_codes, write_hex
 
 
 def activation_sublayers(model) -> Dict[str, nn.Module]:
-    """Name -> module of every activation sublayer, in forward order."""
-    from activations import BSpline, ResidualLerpPSA
+    """Name -> module of every activation sublayer, in forward order (the sublayer class is
+    the activation's description in ``models.registry``)."""
+    from models import UnknownActivationError, activation
     act = getattr(model, "act", None)
-    kinds = {"psa": ResidualLerpPSA, "bspline": BSpline, "base": nn.ReLU}
-    if act not in kinds:
-        raise ValueError(f"cannot export activations of a model with act={act!r}")
-    return {name: m for name, m in model.named_modules() if isinstance(m, kinds[act])}
+    try:
+        kind = activation(act).sublayer
+    except UnknownActivationError:
+        raise ValueError(f"cannot export activations of a model with act={act!r}") from None
+    return {name: m for name, m in model.named_modules() if isinstance(m, kind)}
 
 
 def feature_count(module, sample_in) -> int:

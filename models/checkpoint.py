@@ -6,12 +6,13 @@ arguments; :func:`describe_checkpoint` reads them back from the tensor shapes (a
 LERP-PSA, from the stored grid), and :func:`build_from_checkpoint` builds the right model from
 the path alone: a ResMLP of any shape and activation, or the ResNet-20 teacher.
 
-For ResMLP the authors' layout differs from ``ResMLP.state_dict()`` in two places only:
-
-* B-spline layers store ``_coefficients_vect`` (F * K,) flat, feature-major, where we keep
-  ``coefficients`` (F, K);
-* LERP-PSA layers also store the derived buffers ``psa.grid`` (G, F) (the grid points,
-  repeated per feature) and ``psa.grid_ifeat_offset`` (1, F) = i * G, which we recompute.
+For ResMLP the authors' layout differs from ``ResMLP.state_dict()`` only where an
+activation's description says so (``models.registry``, ``CheckpointForm.layout``): B-spline
+layers store ``_coefficients_vect`` (F * K,) flat, feature-major, where we keep
+``coefficients`` (F, K); LERP-PSA layers also store the derived buffers ``psa.grid`` (G, F)
+(the grid points, repeated per feature) and ``psa.grid_ifeat_offset`` (1, F) = i * G, which
+we recompute. Which activation a file holds, and the settings it stores, are read the same
+way, from block 0's MLP.
 
 :func:`checkpoint_filter_fn` is the one place that maps the authors' layout to ours (and
 checks the derived buffers); :func:`export_authors_state_dict` goes back. ResNet-20 keys are
@@ -34,23 +35,15 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from activations import BSpline, LerpPSA
-from errors import UserError
+from . import registry
+from .registry import MLP0 as _MLP0
+from .registry import CheckpointError, activation, activation_of, canonical_act
+from .registry import fmt as _fmt
+from .registry import layout_of, layouts
+from .registry import shape_of as _shape
+from .resmlp import hidden_size
 
-from .resmlp import canonical_act, hidden_size
-
-_VECT = "._coefficients_vect"
-_COEF = ".coefficients"
-_MLP0 = "layers.0.layers.1.layers."  # the cross-channel MLP of block 0
 _RESNET_STAGES = ("layer1", "layer2", "layer3")
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint cannot be read or does not fit the model (one-line message)."""
-
-
-def _fmt(v: float) -> str:
-    return f"{v:g}"
 
 
 def read_state_dict(path_or_state_dict: Union[str, os.PathLike, Dict[str, Any]]):
@@ -78,18 +71,6 @@ def read_state_dict(path_or_state_dict: Union[str, os.PathLike, Dict[str, Any]])
 
 
 # --- describe: the model's arguments read back from the tensors ------------------------------
-
-def _shape(sd, key, ndim: int):
-    """Shape of ``sd[key]``, which must exist and have ``ndim`` dimensions."""
-    if key not in sd:
-        raise CheckpointError(f"checkpoint has no {key}; it is not a complete ResMLP or "
-                              "ResNet-20 state_dict")
-    shape = tuple(sd[key].shape)
-    if len(shape) != ndim:
-        raise CheckpointError(f"checkpoint tensor {key} has shape {shape}, expected "
-                              f"{ndim} dimension(s); the file is damaged or not ours")
-    return shape
-
 
 def _describe_resnet(sd) -> Dict[str, Any]:
     out_c, in_c, _, _ = _shape(sd, "conv1.weight", 4)
@@ -126,44 +107,17 @@ def _describe_resmlp(sd, img_size: int) -> Dict[str, Any]:
         raise CheckpointError(
             f"checkpoint has {num_patches} tokens of {in_feats} values, which is no square "
             f"patch grid over {img_size}x{img_size} images; it is not a ResMLP for this image size")
-    if any(k.startswith(_MLP0 + "0.psa.") for k in sd):
-        act, hidden = "psa", _shape(sd, _MLP0 + "1.weight", 2)[0]
-    elif (_MLP0 + "0" + _VECT) in sd or (_MLP0 + "0" + _COEF) in sd:
-        act, hidden = "bspline", _shape(sd, _MLP0 + "1.weight", 2)[0]
-    elif (_MLP0 + "0.weight") in sd:
-        act, hidden = "base", _shape(sd, _MLP0 + "0.weight", 2)[0]
-    else:
-        raise CheckpointError("checkpoint has no recognisable MLP in block 0 (neither ReLU, "
-                              "B-spline nor LERP-PSA keys)")
-    info = dict(arch="resmlp", act=act, hidden=int(hidden), hidden_factor=hidden / embed_dim,
+    spec = next((a for a in registry.ACTIVATIONS.values() if a.checkpoint.shows(sd, _MLP0)), None)
+    if spec is None:
+        labels = [a.label for a in registry.ACTIVATIONS.values()]
+        raise CheckpointError("checkpoint has no recognisable MLP in block 0 (neither "
+                              f"{', '.join(labels[:-1])} nor {labels[-1]} keys)")
+    hidden = _shape(sd, _MLP0 + spec.checkpoint.hidden_key, 2)[0]
+    info = dict(arch="resmlp", act=spec.name, hidden=int(hidden), hidden_factor=hidden / embed_dim,
                 embed_dim=int(embed_dim), depth=len(blocks), in_channels=in_feats // patch ** 2,
                 patch_size=patch, img_size=int(img_size), num_patches=int(num_patches),
                 num_classes=int(num_classes), layout="native")
-    if act == "psa":
-        info["expansion"] = _shape(sd, _MLP0 + "0.psa.v_weight", 2)[1]
-        info["grid_size"] = info["grid_range"] = None  # not in a native state_dict
-        if (_MLP0 + "0.psa.grid") in sd:
-            info["layout"] = "authors"
-            g = sd[_MLP0 + "0.psa.grid"]
-            if g.dim() != 2 or g.shape[0] < 2 or not torch.equal(g[0], -g[-1]):
-                raise CheckpointError(f"checkpoint tensor {_MLP0}0.psa.grid is no symmetric "
-                                      "grid of points; the file is damaged")
-            info["grid_size"] = int(g.shape[0])
-            info["grid_range"] = float(f"{float(g[-1, 0]):.6g}")  # float32 -> the value given
-    elif act == "bspline":
-        if (_MLP0 + "0" + _VECT) in sd:
-            info["layout"] = "authors"
-            n = sd[_MLP0 + "0" + _VECT].numel()
-            size = n // embed_dim
-            if size * embed_dim != n:
-                raise CheckpointError(f"checkpoint tensor {_MLP0}0{_VECT} has {n} coefficients, "
-                                      f"not a multiple of the {embed_dim} features")
-        else:
-            size = _shape(sd, _MLP0 + "0" + _COEF, 2)[1]
-        info["spline_size"] = int(size)
-        info["spline_range"] = None  # neither layout stores it: models use 4 unless told
-    else:
-        info["layout"] = "authors"  # the same in both
+    info.update(spec.checkpoint.describe(sd, _MLP0, int(embed_dim)))
     return info
 
 
@@ -172,10 +126,11 @@ def describe_checkpoint(path_or_state_dict, img_size: int = 32) -> Dict[str, Any
 
     ResNet-20: ``arch='resnet20', in_channels, num_classes``.
 
-    ResMLP: ``arch='resmlp'``, ``act`` (base|bspline|psa), ``hidden``, ``hidden_factor``
-    (hidden / embed_dim), ``embed_dim``, ``depth`` (blocks), ``in_channels``, ``patch_size``,
-    ``img_size`` (assumed, default 32: the file only fixes the number of tokens),
-    ``num_patches``, ``num_classes``, ``layout`` ('authors' or 'native'); for LERP-PSA
+    ResMLP: ``arch='resmlp'``, ``act`` (a name of ``models.registry``), ``hidden``,
+    ``hidden_factor`` (hidden / embed_dim), ``embed_dim``, ``depth`` (blocks),
+    ``in_channels``, ``patch_size``, ``img_size`` (assumed, default 32: the file only fixes
+    the number of tokens), ``num_patches``, ``num_classes``, ``layout`` ('authors' or
+    'native') and the activation's settings as the file stores them: for LERP-PSA
     ``expansion``, ``grid_size`` and ``grid_range`` (both None for a native state_dict, which
     does not store the grid); for B-spline ``spline_size`` and ``spline_range`` (None: no
     layout stores it).
@@ -195,10 +150,9 @@ def describe_model(model) -> Dict[str, Any]:
     info = describe_checkpoint(export_authors_state_dict(model),
                                img_size=getattr(model, "img_size", 32))
     for mod in model.modules():
-        if isinstance(mod, LerpPSA):
-            info["grid_range"] = mod.grid_range
-        if isinstance(mod, BSpline):
-            info["spline_range"] = mod.range_
+        spec = activation_of(mod)
+        if spec is not None:
+            info.update(spec.module_settings(mod))
     return info
 
 
@@ -234,19 +188,10 @@ def _mismatch(key: str, file, model, role: str) -> str:
         return (f"checkpoint holds a ResMLP with embed dim {fe}, {fd} blocks and {fn} tokens "
                 f"but the model has embed dim {me}, {md} blocks and {mn} tokens; pick the "
                 "--dataset it was trained on (SVHN: embed 64, 2 blocks)")
-    if key == "expansion":
-        return (f"checkpoint holds LERP-PSA expansion {file} but the model was built with "
-                f"{model}; pass --psa-expansion {file}")
-    if key == "grid_size":
-        return (f"checkpoint holds a LERP-PSA grid of {file} points but the model was built "
-                f"with {model}; pass --grid-size {file}")
-    if key == "grid_range":
-        return (f"checkpoint holds a LERP-PSA grid over [-{_fmt(file)}, {_fmt(file)}] but the "
-                f"model was built for [-{_fmt(model)}, {_fmt(model)}]; pass --grid-range "
-                f"{_fmt(file)}")
-    if key == "spline_size":
-        return (f"checkpoint holds B-splines of {file} coefficients but the model was built "
-                f"with {model}; pass --spline-size {file}")
+    for spec in registry.ACTIVATIONS.values():
+        for setting in spec.settings:
+            if setting.name == key:
+                return setting.mismatch(file, model)
     return f"checkpoint has {key} {file} but the model {model}"
 
 
@@ -277,9 +222,10 @@ def _compare(info: Dict[str, Any], want: Dict[str, Any], role: str) -> None:
     for key in ("in_channels", "num_classes"):
         if differs(key):
             raise CheckpointError(_mismatch(key, info[key], want[key], role))
-    for key in ("expansion", "grid_size", "grid_range", "spline_size"):
-        if differs(key):
-            raise CheckpointError(_mismatch(key, info[key], want[key], role))
+    if info.get("act") is not None:
+        for key in activation(info["act"]).setting_names:
+            if differs(key):
+                raise CheckpointError(_mismatch(key, info[key], want[key], role))
 
 
 def check_compatible(model, info, role: str = "student") -> None:
@@ -290,52 +236,24 @@ def check_compatible(model, info, role: str = "student") -> None:
 
 # --- the layout boundary -----------------------------------------------------------------------
 
-def _psa_grid_buffers(mod: LerpPSA):
-    t = mod.grid_points(dtype=torch.float32)
-    return {"grid": t.unsqueeze(1).expand(-1, mod.num_features).contiguous(),
-            "grid_ifeat_offset": (torch.arange(mod.num_features, dtype=torch.int64)
-                                  * mod.grid_size).unsqueeze(0)}
-
-
 def checkpoint_filter_fn(state_dict, model) -> "OrderedDict[str, torch.Tensor]":
     """Map an authors'-layout state dict (or a native one) to ``model``'s native keys.
 
-    The one remapping function of the load boundary: B-spline ``_coefficients_vect`` (F*K,)
-    becomes ``coefficients`` (F, K); LERP-PSA's derived ``grid`` and ``grid_ifeat_offset``
-    are checked against the grid the model computes (size and range) and dropped.
+    The one remapping function of the load boundary, driven by the activations' layouts
+    (``models.registry``): B-spline ``_coefficients_vect`` (F*K,) becomes ``coefficients``
+    (F, K); LERP-PSA's derived ``grid`` and ``grid_ifeat_offset`` are checked against the
+    grid the model computes (size and range) and dropped.
     """
     modules = dict(model.named_modules())
     out = OrderedDict()
     for key, value in state_dict.items():
-        if key.endswith(_VECT):
-            prefix = key[: -len(_VECT)]
-            mod = modules.get(prefix)
-            if isinstance(mod, BSpline):
-                if value.numel() != mod.num_features * mod.size:
-                    raise CheckpointError(
-                        f"checkpoint tensor {key} has {value.numel()} coefficients, the model "
-                        f"expects {mod.num_features} x {mod.size}; pass the spline size the "
-                        "checkpoint was made with")
-                value = value.reshape(mod.num_features, mod.size)
-            out[prefix + _COEF] = value
-            continue
-        m = re.match(r"(.*)\.(grid|grid_ifeat_offset)$", key)
-        if m and isinstance(modules.get(m.group(1)), LerpPSA):
-            mod = modules[m.group(1)]
-            expect = _psa_grid_buffers(mod)[m.group(2)]
-            if tuple(value.shape) != tuple(expect.shape):
-                raise CheckpointError(
-                    f"checkpoint tensor {key} has shape {tuple(value.shape)} but the model "
-                    f"expects {tuple(expect.shape)} (a grid of {mod.grid_size} points over "
-                    f"{mod.num_features} features); pass the grid size the checkpoint was "
-                    "made with")
-            if not torch.allclose(value.to(expect.dtype), expect, atol=1e-5, rtol=0):
-                raise CheckpointError(
-                    f"checkpoint tensor {key} does not match a {mod.grid_size}-point grid over "
-                    f"[-{_fmt(mod.grid_range)}, {_fmt(mod.grid_range)}]; pass the grid range "
-                    "it was made with")
-            continue  # derived buffers: recomputed, not stored
-        out[key] = value
+        for layout in layouts():
+            entries = layout.load(key, value, modules)
+            if entries is not None:
+                out.update(entries)
+                break
+        else:
+            out[key] = value
     return out
 
 
@@ -376,13 +294,11 @@ def export_authors_state_dict(model) -> "OrderedDict[str, torch.Tensor]":
     for key, value in model.state_dict().items():
         prefix, _, leaf = key.rpartition(".")
         mod = modules.get(prefix)
-        if isinstance(mod, BSpline) and leaf == "coefficients":
-            out[prefix + _VECT] = value.detach().reshape(-1).clone()
-            continue
-        out[key] = value.detach().clone()
-        if isinstance(mod, LerpPSA) and leaf == "epsilon":
-            for name, buf in _psa_grid_buffers(mod).items():
-                out[f"{prefix}.{name}"] = buf.to(value.device)
+        layout = layout_of(mod)
+        if layout is None:
+            out[key] = value.detach().clone()
+        else:
+            out.update(layout.export(mod, prefix, leaf, value))
     return out
 
 
@@ -418,25 +334,30 @@ def build_from_checkpoint(path_or_state_dict, *, act: Optional[str] = None,
                           hidden_factor: Optional[float] = None, resnet: Optional[bool] = None,
                           in_channels: Optional[int] = None, num_classes: Optional[int] = None,
                           embed_dim: Optional[int] = None, depth: Optional[int] = None,
-                          expansion: Optional[int] = None, grid_size: Optional[int] = None,
-                          grid_range: Optional[float] = None, spline_size: Optional[int] = None,
-                          spline_range: Optional[float] = None, img_size: int = 32,
-                          role: str = "student", impl: str = "auto", save_memory: bool = False):
+                          img_size: int = 32, role: str = "student", impl: str = "auto",
+                          **settings):
     """Build the model a checkpoint was made for and load it: everything comes from the file.
 
     Every other argument is optional: ``None`` means "not given". A given value (a flag
     the user typed) must agree with the file, or a one-line ``CheckpointError`` says which
     flag to drop or change. ``resnet=True`` asks for a ResNet-20, ``False`` for a ResMLP.
-    ``spline_range`` (not stored in any file) defaults to 4. ``impl`` and ``save_memory``
-    go to the activations. ``role`` ('student'/'teacher') chooses the flag names in messages.
+    ``settings`` are activation settings (``models.registry``: expansion, grid_size,
+    grid_range, spline_size, spline_range); one the file does not store (the grid of a
+    native LERP-PSA state_dict, a B-spline range) is taken from here, else the activation's
+    default. ``impl`` goes to the activations; ``role`` ('student'/'teacher') chooses the
+    flag names in messages.
     """
+    from kernels import deprecated_save_memory
     from .resmlp import build_resmlp
     from .resnet import build_resnet20
+    deprecated_save_memory(settings, "build_from_checkpoint", strict=False)
+    known = {n for a in registry.ACTIVATIONS.values() for n in a.setting_names}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise TypeError(f"build_from_checkpoint() got an unexpected keyword argument {unknown[0]!r}")
     sd = read_state_dict(path_or_state_dict)
     info = describe_checkpoint(sd, img_size=img_size)
-    want: Dict[str, Any] = dict(in_channels=in_channels, num_classes=num_classes,
-                                expansion=expansion, grid_size=grid_size, grid_range=grid_range,
-                                spline_size=spline_size)
+    want: Dict[str, Any] = dict(in_channels=in_channels, num_classes=num_classes, **settings)
     if resnet is not None:
         want["arch"] = "resnet20" if resnet else "resmlp"
     if info["arch"] == "resmlp":
@@ -451,18 +372,11 @@ def build_from_checkpoint(path_or_state_dict, *, act: Optional[str] = None,
     if info["arch"] == "resnet20":
         model = build_resnet20(in_channels=info["in_channels"], num_classes=info["num_classes"])
     else:
-        kw: Dict[str, Any] = dict(impl=impl, save_memory=save_memory)
-        if info["act"] == "psa":
-            kw["expansion"] = info["expansion"]
-            given = dict(grid_size=grid_size, grid_range=grid_range)
-            for key in ("grid_size", "grid_range"):  # None in a native state_dict
-                value = info[key] if info[key] is not None else given[key]
-                if value is not None:
-                    kw[key] = value
-        if info["act"] == "bspline":
-            kw["spline_size"] = info["spline_size"]
-            if spline_range is not None:
-                kw["spline_range"] = spline_range
+        kw: Dict[str, Any] = dict(impl=impl)
+        for key in activation(info["act"]).setting_names:
+            value = info[key] if info.get(key) is not None else settings.get(key)
+            if value is not None:
+                kw[key] = value
         model = build_resmlp(info["act"], info["hidden_factor"], in_channels=info["in_channels"],
                              img_size=info["img_size"], num_classes=info["num_classes"],
                              embed_dim=info["embed_dim"], depth=info["depth"],

@@ -10,13 +10,10 @@ only in the B-spline coefficient layout and LERP-PSA's derived grid buffers
 """
 from __future__ import annotations
 
-from typing import Callable, Dict
-
 import torch
 from torch import nn
 
-from activations import BSpline, ResidualLerpPSA
-from errors import UserError
+from .registry import ModelConfigError, activation
 
 
 class Affine(nn.Module):
@@ -58,7 +55,7 @@ class CrossPatch(nn.Module):
 
 
 class CrossChannel(nn.Module):
-    """``x + A2(MLP(BN(x)))``; the MLP comes from an activation factory."""
+    """``x + A2(MLP(BN(x)))``; the MLP is the activation's (``models.registry``)."""
 
     def __init__(self, dim: int, mlp: nn.Module):
         super().__init__()
@@ -79,51 +76,6 @@ class ResMLPBlock(nn.Module):
         return self.layers(x)
 
 
-# --- MLP factories: name -> builder(dim, hidden, **act_kwargs) ---------------------------
-
-def relu_mlp(dim: int, hidden: int, **_):
-    return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, dim))
-
-
-def bspline_mlp(dim: int, hidden: int, spline_size: int = 65, spline_range: float = 4.0,
-                impl: str = "auto", save_memory: bool = False, **_):
-    kw = dict(size=spline_size, range_=spline_range, impl=impl, save_memory=save_memory)
-    return nn.Sequential(BSpline(dim, **kw), nn.Linear(dim, hidden),
-                         BSpline(hidden, **kw), nn.Linear(hidden, dim))
-
-
-def psa_mlp(dim: int, hidden: int, grid_size: int = 64, grid_range: float = 4.0,
-            expansion: int = 8, impl: str = "auto", save_memory: bool = False, **_):
-    kw = dict(expansion=expansion, grid_size=grid_size, grid_range=grid_range,
-              impl=impl, save_memory=save_memory)
-    return nn.Sequential(ResidualLerpPSA(dim, **kw), nn.Linear(dim, hidden),
-                         ResidualLerpPSA(hidden, **kw), nn.Linear(hidden, dim))
-
-
-MLP_FACTORIES: Dict[str, Callable[..., nn.Module]] = {
-    "base": relu_mlp, "bspline": bspline_mlp, "psa": psa_mlp,
-}
-ACT_ALIASES = {"base": "base", "relu": "base", "baseline": "base",
-               "bspline": "bspline", "b-spline": "bspline",
-               "psa": "psa", "lerp_psa": "psa", "lerp-psa": "psa"}
-
-
-class UnknownActivationError(UserError, ValueError):
-    """An activation name that is none of base|bspline|psa or their aliases."""
-
-
-class ModelConfigError(UserError, ValueError):
-    """A model size that cannot be built (one-line message)."""
-
-
-def canonical_act(name: str) -> str:
-    key = str(name).lower()
-    if key not in ACT_ALIASES:
-        raise UnknownActivationError(
-            f"unknown activation {name!r}; use one of base (relu), bspline, psa (lerp_psa)")
-    return ACT_ALIASES[key]
-
-
 def hidden_size(embed_dim: int, hidden_factor: float) -> int:
     h = int(embed_dim * hidden_factor)
     if h < 1:
@@ -134,14 +86,19 @@ def hidden_size(embed_dim: int, hidden_factor: float) -> int:
 
 
 class ResMLP(nn.Module):
-    """ResMLP classifier; ``mlp_factory(dim, hidden)`` builds each block's MLP."""
+    """ResMLP classifier with activation ``act`` (a name of ``models.registry``) in every
+    block's channel MLP, hidden size ``int(embed_dim * hidden_factor)``; ``settings`` go to
+    the activation (its settings and ``impl``; anything else is refused)."""
 
     arch = "resmlp"
 
-    def __init__(self, mlp_factory: Callable[[int, int], nn.Module], hidden: int, *,
-                 in_channels: int = 3, img_size: int = 32, num_classes: int = 10,
-                 embed_dim: int = 96, depth: int = 4, patch_size: int = 4):
+    def __init__(self, act: str, hidden_factor: float, *, in_channels: int = 3,
+                 img_size: int = 32, num_classes: int = 10, embed_dim: int = 96, depth: int = 4,
+                 patch_size: int = 4, **settings):
         super().__init__()
+        spec = activation(act)
+        hidden = hidden_size(embed_dim, hidden_factor)
+        settings = spec.check_settings(settings)
         if patch_size < 1 or img_size % patch_size:
             raise ModelConfigError(f"img_size {img_size} is not a multiple of patch_size "
                                    f"{patch_size}; pick a patch size that divides it")
@@ -149,6 +106,8 @@ class ResMLP(nn.Module):
             raise ModelConfigError(
                 f"ResMLP sizes must be positive (embed_dim {embed_dim}, depth {depth}, "
                 f"in_channels {in_channels}, num_classes {num_classes})")
+        self.act = spec.name
+        self.hidden_factor = float(hidden_factor)
         self.in_channels = in_channels
         self.img_size = img_size
         self.patch_size = patch_size
@@ -156,10 +115,15 @@ class ResMLP(nn.Module):
         num_patches = self.grid ** 2
         self.embed_linear = nn.Linear(in_channels * patch_size ** 2, embed_dim)
         self.layers = nn.Sequential(*[
-            ResMLPBlock(num_patches, embed_dim, mlp_factory(embed_dim, hidden))
+            ResMLPBlock(num_patches, embed_dim, spec.mlp(embed_dim, hidden, **settings))
             for _ in range(depth)])
         self.affine = TokenBatchNorm(embed_dim)
         self.classifier = nn.Linear(embed_dim, num_classes)
+
+    @property
+    def activation(self):
+        """The description of this model's activation (``models.registry.Activation``)."""
+        return activation(self.act)
 
     def patchify(self, x):
         """(B, C, H, W) -> (B, N, p*p*C), rows of the patch grid first; inside a
@@ -186,14 +150,10 @@ class ResMLP(nn.Module):
 def build_resmlp(act: str, hidden_factor: float, *, in_channels: int = 3, img_size: int = 32,
                  num_classes: int = 10, embed_dim: int = 96, depth: int = 4,
                  patch_size: int = 4, **act_kwargs) -> ResMLP:
-    """Build the paper's ResMLP with ``act`` in base|bspline|psa (aliases relu,
-    lerp_psa) and hidden size ``int(embed_dim * hidden_factor)``. Extra keyword
-    arguments go to the activation (grid_size, expansion, impl, save_memory...)."""
-    name = canonical_act(act)
-    factory = MLP_FACTORIES[name]
-    model = ResMLP(lambda d, h: factory(d, h, **act_kwargs), hidden_size(embed_dim, hidden_factor),
-                   in_channels=in_channels, img_size=img_size, num_classes=num_classes,
-                   embed_dim=embed_dim, depth=depth, patch_size=patch_size)
-    model.act = name
-    model.hidden_factor = float(hidden_factor)
-    return model
+    """Build the paper's ResMLP with ``act`` (base, bspline, psa or an alias such as relu,
+    lerp_psa) and hidden size ``int(embed_dim * hidden_factor)``. Extra keyword arguments go
+    to the activation: its settings (grid_size, expansion, ...) and ``impl``; any other is a
+    one-line ``ModelConfigError``."""
+    return ResMLP(act, hidden_factor, in_channels=in_channels, img_size=img_size,
+                  num_classes=num_classes, embed_dim=embed_dim, depth=depth,
+                  patch_size=patch_size, **act_kwargs)

@@ -1,12 +1,13 @@
-"""LerpPSA's eval-mode table cache against an oracle written here, after in-place edits.
+"""LerpPSA in eval mode against an oracle written here, after in-place edits.
 
-In eval mode ``LerpPSA`` keeps its table between calls and must rebuild it whenever a
-parameter or ``epsilon`` changes. These tests never call ``compute_table()`` or the kernels
-for the expected values: the oracle is the PSA formula (docs/METHOD.md section 3) and then a
-plain per-element linear interpolation (section 4), both written below in float64 Python.
-Each parameter is edited in place in several ways after the cache is filled, and the module
-is called again under ``torch.no_grad()`` (the cached path), with autograd on (the rebuild
-path) and with frozen parameters and autograd on (cached again).
+In eval mode ``LerpPSA`` must use the table of the current parameters, whatever changed them
+(a table kept between calls would have to be rebuilt on every change; no key of the values
+is free of a device synchronisation, so the table is built on every call, and these tests
+pin that no edit is ever missed). They never call ``compute_table()`` or the kernels for the
+expected values: the oracle is the PSA formula (docs/METHOD.md section 3) and then a plain
+per-element linear interpolation (section 4), both written below in float64 Python. Each
+parameter is edited in place in several ways after a first call, and the module is called
+again under ``torch.no_grad()``, with autograd on, and with frozen parameters and autograd on.
 """
 import math
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from activations import bspline_tv2
+from models.registry import regularisation, regularised
 
 from .evaluate import evaluate, progress
 from .nonfinite import raise_nonfinite
@@ -74,12 +74,13 @@ def _set_epoch(loader, epoch: int) -> None:
 def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *, where: str,
               epoch: int, desc: str, bspline_lambda: float = 0.0) -> float:
     """One training epoch; ``loss_fn(x, y) -> loss``; ``model`` is the (unwrapped) model
-    whose spline coefficients get the TV(2) term. Returns the mean loss.
+    whose activation regularisers (TV(2) of B-splines; ``models.registry``) enter the loss
+    with weight ``bspline_lambda``. Returns the mean loss.
 
     The loss is read once per step (for the mean); a NaN or inf there stops training with
     the first layer that received a non-finite input (:mod:`training.nonfinite`)."""
     total, count = 0.0, 0
-    regularise = bspline_lambda and getattr(model, "act", None) == "bspline"
+    terms = regularised(model) if bspline_lambda else []
     for batch, (x, y) in enumerate(progress(loader, loop.show_progress, desc)):
         check_stop()
         if loop.limit_batches and batch >= loop.limit_batches:
@@ -94,8 +95,8 @@ def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *,
             raise_nonfinite(where, epoch, batch, math.nan, model, lambda: loss_fn(x, y),
                             only_if_found=True)
             raise
-        if regularise:
-            loss = loss + bspline_lambda * bspline_tv2(model)
+        if terms:
+            loss = loss + bspline_lambda * regularisation(terms)
         value = loss.item()
         if not math.isfinite(value):
             raise_nonfinite(where, epoch, batch, value, model, lambda: loss_fn(x, y))

@@ -1,22 +1,22 @@
 """AdamW for the network and Adam for spline coefficients, each with its cosine schedule."""
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
-from activations import BSpline
 from errors import UserError
+from models.registry import spline_parameters
 
 
 def split_params(modules: Iterable[nn.Module]) -> Tuple[List[nn.Parameter], List[nn.Parameter]]:
-    """(spline coefficients, everything else) among the trainable parameters of ``modules``."""
+    """(spline coefficients, everything else) among the trainable parameters of ``modules``;
+    which parameters are spline coefficients, each activation's description says
+    (``models.registry``)."""
     spline, other = [], []
     for module in modules:
-        for mod in module.modules():
-            if isinstance(mod, BSpline):
-                spline.extend(p for p in mod.parameters(recurse=False) if p.requires_grad)
+        spline.extend(spline_parameters([module]))
         ids = {id(p) for p in spline}
         other.extend(p for p in module.parameters() if p.requires_grad and id(p) not in ids)
     return spline, other
@@ -30,16 +30,29 @@ class Optimisers:
     def __init__(self, modules, lr: float, wd: float, spline_lr: float,
                  epochs: Optional[int] = None, min_lr: float = 1e-5):
         spline, other = split_params(modules)
-        self.opts = []
+        opts = []
         # foreach: one call per update step for all tensors instead of a dozen small ops per
         # parameter (the LERP-PSA model has 40 small PSA parameters more than the ReLU one).
         # On the CPU it gives bit-identical updates to the default per-parameter loop
         # (tests/test_training_units.py checks); fused=True would be faster still but rounds
         # differently from that loop in the last bit.
         if other:
-            self.opts.append(torch.optim.AdamW(other, lr=lr, weight_decay=wd, foreach=True))
+            opts.append(torch.optim.AdamW(other, lr=lr, weight_decay=wd, foreach=True))
         if spline:
-            self.opts.append(torch.optim.Adam(spline, lr=spline_lr, weight_decay=0.0, foreach=True))
+            opts.append(torch.optim.Adam(spline, lr=spline_lr, weight_decay=0.0, foreach=True))
+        self._schedule(opts, epochs, min_lr)
+
+    @classmethod
+    def of(cls, opts: Sequence[torch.optim.Optimizer], epochs: Optional[int] = None,
+           min_lr: float = 1e-5) -> "Optimisers":
+        """Optimisers built by the caller (e.g. the QAT groups of ``quant``), with the same
+        cosine schedules, state and stepping as the default ones."""
+        self = cls.__new__(cls)
+        self._schedule(list(opts), epochs, min_lr)
+        return self
+
+    def _schedule(self, opts, epochs, min_lr):
+        self.opts = opts
         self.scheds = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=epochs, eta_min=min_lr)
                        for o in self.opts] if epochs else []
 

@@ -76,12 +76,14 @@ def make_loaders(dataset: str, *, dataset_dir: Optional[str], download: bool, ba
 
 def build_model(*, resnet: bool, act: str, hidden_factor: float, info, dataset: str,
                 grid_size: int = 64, expansion: int = 8, impl: str = "auto"):
-    """The ResNet-20 (``resnet``) or the ResMLP of ``dataset`` with ``act`` and ``hidden_factor``."""
+    """The ResNet-20 (``resnet``) or the ResMLP of ``dataset`` with ``act`` and ``hidden_factor``
+    (``grid_size`` and ``expansion`` go to the activations that take them)."""
     if resnet:
         return models.build_resnet20(in_channels=info["in_channels"], num_classes=info["num_classes"])
+    settings = models.activation(act).pick(grid_size=grid_size, expansion=expansion, impl=impl)
     return models.build_resmlp(act, hidden_factor, in_channels=info["in_channels"],
-                               num_classes=info["num_classes"], grid_size=grid_size,
-                               expansion=expansion, impl=impl, **resmlp_shape(dataset))
+                               num_classes=info["num_classes"], **settings,
+                               **resmlp_shape(dataset))
 
 
 class Logger:
