@@ -20,7 +20,7 @@ from torch import nn
 from models.registry import regularisation, regularised
 
 from .evaluate import evaluate, progress
-from .nonfinite import raise_nonfinite
+from .nonfinite import any_process, raise_nonfinite, stop_every_process
 from .optim import Optimisers
 from .session import Phase, Session, check_stop
 
@@ -78,7 +78,10 @@ def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *,
     with weight ``bspline_lambda``. Returns the mean loss.
 
     The loss is read once per step (for the mean); a NaN or inf there stops training with
-    the first layer that received a non-finite input (:mod:`training.nonfinite`)."""
+    the first layer that received a non-finite input (:mod:`training.nonfinite`). In a
+    multi-process run the processes agree after every step whether any of them saw one, so
+    that all of them stop together, with the same one line, instead of the others waiting
+    in the gradient all-reduce."""
     total, count = 0.0, 0
     terms = regularised(model) if bspline_lambda else []
     for batch, (x, y) in enumerate(progress(loader, loop.show_progress, desc)):
@@ -86,20 +89,29 @@ def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *,
         if loop.limit_batches and batch >= loop.limit_batches:
             break
         x, y = x.to(loop.device, non_blocking=True), y.to(loop.device, non_blocking=True)
+
+        def rerun(x=x, y=y):
+            return loss_fn(x, y)
+
         try:
             with loop.autocast():
                 loss = loss_fn(x, y)
-        except Exception:
+        except Exception as exc:
+            if loop.distributed:
+                any_process(True, loop.device)
+                stop_every_process(where, epoch, batch, math.nan, model, rerun, failure=exc)
             # A kernel may fail on a NaN index before any loss exists: name the layer if
             # that is what happened, else it is a bug and keeps its traceback.
-            raise_nonfinite(where, epoch, batch, math.nan, model, lambda: loss_fn(x, y),
-                            only_if_found=True)
+            raise_nonfinite(where, epoch, batch, math.nan, model, rerun, only_if_found=True)
             raise
         if terms:
             loss = loss + bspline_lambda * regularisation(terms)
         value = loss.item()
-        if not math.isfinite(value):
-            raise_nonfinite(where, epoch, batch, value, model, lambda: loss_fn(x, y))
+        if loop.distributed:
+            if any_process(not math.isfinite(value), loop.device):
+                stop_every_process(where, epoch, batch, value, model, rerun)
+        elif not math.isfinite(value):
+            raise_nonfinite(where, epoch, batch, value, model, rerun)
         opt.zero_grad()
         if loop.scaler is not None:
             loop.scaler.scale(loss).backward()

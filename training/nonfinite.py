@@ -5,9 +5,18 @@ or inf the loop calls :func:`first_nonfinite_layer`, which runs the same batch a
 forward pre-hooks on every leaf module and names the first one (in call order) whose input
 held NaN or inf. The activations themselves no longer check their inputs, so a healthy
 training step has no extra device synchronisation.
+
+Under torchrun a NaN on one process must stop all of them: the others would otherwise go on
+to the gradient all-reduce and wait there for the one that stopped until the collective
+times out. :func:`any_process` (one small all-reduce per step, every process) tells each
+process whether any of them saw a non-finite loss; then :func:`stop_every_process` reruns
+every process's batch (in step, so that DistributedDataParallel's collectives in the rerun
+match), gathers what each found and raises the same one line on every process, naming the
+process and the layer.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional
 
 import torch
@@ -76,3 +85,40 @@ def raise_nonfinite(where: str, epoch: int, batch: int, loss_value: float, model
     raise NonFiniteTrainingError(
         f"non-finite values in training at {where} epoch {epoch}, batch {batch}: {detail}; "
         "lower the learning rate or check the data")
+
+
+def any_process(bad: bool, device) -> bool:
+    """Whether any process of the group has ``bad`` set (every process must call it)."""
+    import torch.distributed as dist
+    flag = torch.tensor([1.0 if bad else 0.0], device=device)
+    dist.all_reduce(flag)
+    return bool(flag.item() > 0)
+
+
+def stop_every_process(where: str, epoch: int, batch: int, loss_value: float, model: nn.Module,
+                       rerun: Callable[[], object], failure: Optional[BaseException] = None) -> None:
+    """Called by every process once :func:`any_process` said yes: rerun this process's batch
+    to find the first layer with a non-finite input, gather the findings, and raise one
+    :class:`NonFiniteTrainingError` naming the first process that failed (the same line on
+    every process). ``failure``: the exception this process's forward raised, if it did; when
+    no layer explains it, it is a bug: this process re-raises it (with its traceback) and the
+    others stop with a line that points to it."""
+    import torch.distributed as dist
+    bad = failure is not None or not math.isfinite(loss_value)
+    layer = first_nonfinite_layer(model, rerun)
+    found = [None] * dist.get_world_size()
+    dist.all_gather_object(found, (bad, loss_value, layer, failure is not None))
+    rank = next(r for r, f in enumerate(found) if f[0])
+    _, value, layer, raised = found[rank]
+    world = len(found)
+    if raised and layer is None:
+        if failure is not None and rank == dist.get_rank():
+            raise failure
+        raise NonFiniteTrainingError(
+            f"process {rank} of {world} failed at {where} epoch {epoch}, batch {batch} with an "
+            "error that is not a non-finite value (see its traceback); this is a bug, please "
+            "report it")
+    detail = layer or f"the loss is {value} (every layer's input was finite)"
+    raise NonFiniteTrainingError(
+        f"non-finite values in training at {where} epoch {epoch}, batch {batch} on process "
+        f"{rank} of {world}: {detail}; lower the learning rate or check the data")
