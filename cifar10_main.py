@@ -23,28 +23,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-import data
-import errors
 import training
-from models import UnknownActivationError, canonical_act
-from models.registry import metavar as act_metavar
-from training.session import install_signal_handlers, restore_signal_handlers, stop_signal
+from training.cli import (OneLineParser, act_metavar, act_type, add_data_arguments,
+                          explicit_flags, run_guarded)
 
 PROG = "cifar10_main.py"
-DATASETS = tuple(dict.fromkeys(tuple(data.DATASETS) + ("svhn",)))
-
-
-class OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(2)
-
-
-def act_type(value: str) -> str:
-    try:
-        return canonical_act(value)
-    except UnknownActivationError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def impl_type(value: str) -> str:
@@ -69,22 +52,7 @@ def positive_float(value: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=DATASETS, default="cifar10",
-                   help="data set (default cifar10; svhn uses the smaller ResMLP: embed 64, 2 blocks)")
-    d.add_argument("--dataset-dir", default="~/icml_data",
-                   help="folder of the data set (default ~/icml_data; fashion-mnist falls back "
-                        "to /usr/share/datasets/fashion-mnist)")
-    d.add_argument("--download-dataset", action="store_true",
-                   help="download CIFAR-10 or SVHN into --dataset-dir if missing")
-    d.add_argument("--batch-size", type=int, default=128,
-                   help="training batch size (128); under torchrun: per process")
-    d.add_argument("--test-batch-size", type=int, default=128, help="test batch size (128)")
-    d.add_argument("--workers", type=int, default=2, help="data loader workers for CIFAR-10/SVHN (2)")
-    d.add_argument("--synthetic-size", type=int, default=4000,
-                   help="training images of --dataset synthetic (4000; test gets a quarter)")
-    d.add_argument("--limit-train-batches", type=int, default=0,
-                   help="stop each epoch after this many batches (0: all); for smoke tests")
+    add_data_arguments(p)
 
     m = p.add_argument_group("models (a checkpoint given with --load/--teacher-load defines its "
                              "model; flags given explicitly are checked against it)")
@@ -160,13 +128,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def explicit_flags(parser: argparse.ArgumentParser, argv) -> frozenset:
-    """The destinations of the flags given on the command line (not left at their default)."""
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return frozenset(vars(parser.parse_args(argv)))
-
-
 def parse(argv=None):
     """(RunConfig, RunOptions) from the command line."""
     args = build_parser().parse_args(argv)
@@ -183,16 +144,7 @@ def evaluate(model, loader, device, args=None, desc="test"):
 
 def main(argv=None) -> int:
     cfg, opts = parse(argv)
-    previous = install_signal_handlers()
-    try:
-        training.run(cfg, opts)
-    except errors.UserError as exc:
-        errors.report(PROG, exc)
-        signum = stop_signal()
-        return 128 + signum if signum else 2
-    finally:
-        restore_signal_handlers(previous)
-    return 0
+    return run_guarded(PROG, lambda: training.run(cfg, opts))
 
 
 if __name__ == "__main__":

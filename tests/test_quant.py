@@ -1,6 +1,8 @@
 """QAT (quant/, cifar10_quant.py): the fake-quantised model is bit-for-bit the integer model,
 folding is exact, the tables used in training are the dumped ones, the straight-through
 gradients are those of the surrogate formulas, dump round trip, one-line errors."""
+import contextlib
+import io
 import json
 import math
 import os
@@ -245,36 +247,219 @@ def test_cli_bad_input_is_one_line(float_files, tmp_path, capsys, extra, match):
     assert not os.path.exists(tmp_path / "d")
 
 
-def test_cli_resume_ends_with_the_uninterrupted_model(float_files, tmp_path, monkeypatch, capsys):
-    common = SYN + ["--load", str(float_files / "base.bin"), "--student-nl-act", "base",
-                    "--student-hidden-factor", "0.25", "--qat", "--kd-epochs", "2",
-                    "--limit-train-batches", "2"]
-    assert cifar10_quant.main(common + ["--checkpoint-dir", str(tmp_path / "a"),
-                                        "--save", str(tmp_path / "a.bin")]) == 0
+# --- resume, refusals, other shapes, torchrun --------------------------------------------------
 
-    class Stop(Exception):
-        pass
+def one_line(capsys, rc, want_rc=2):
+    err = capsys.readouterr().err.strip()
+    assert rc == want_rc, err
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
 
-    real = cifar10_quant.evaluate_quant
-    calls = []
 
-    def stop_in_epoch_2(*a, **k):
+def records(text):
+    return [json.loads(l) for l in text.splitlines() if l.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def kd_common(float_files):
+    return SYN + ["--load", str(float_files / "base.bin"), "--student-hidden-factor", "0.25",
+                  "--qat", "--do-kd", "--teacher-load", str(float_files / "teacher.bin"),
+                  "--kd-epochs", "2", "--limit-train-batches", "2"]
+
+
+def stop_in_epoch(monkeypatch, n):
+    """SIGTERM as if it arrived during the evaluation of epoch ``n``: the loop stops at the
+    next check, before that epoch's state is written (as a real signal would)."""
+    import signal
+    import training.loops
+    import training.session
+    real, calls = training.loops.evaluate, []
+
+    def evaluate(*a, **k):
         calls.append(1)
-        if len(calls) == 2:
-            raise Stop()
+        if len(calls) == n:
+            training.session._STOP["signum"] = signal.SIGTERM
         return real(*a, **k)
+    monkeypatch.setattr(training.loops, "evaluate", evaluate)
 
-    monkeypatch.setattr(cifar10_quant, "evaluate_quant", stop_in_epoch_2)
-    with pytest.raises(Stop):
-        cifar10_quant.main(common + ["--checkpoint-dir", str(tmp_path / "b"),
-                                     "--save", str(tmp_path / "b.bin")])
-    monkeypatch.setattr(cifar10_quant, "evaluate_quant", real)
-    assert not (tmp_path / "b.bin").exists()
-    capsys.readouterr()
-    assert cifar10_quant.main(common + ["--checkpoint-dir", str(tmp_path / "b"), "--resume",
-                                        "--save", str(tmp_path / "b.bin")]) == 0
-    out = capsys.readouterr().out
-    assert "resumed after epoch 1" in out and "[epoch 2]" in out and "[epoch 1]" not in out
-    a = torch.load(tmp_path / "a.bin", weights_only=True)["state_dict"]
-    b = torch.load(tmp_path / "b.bin", weights_only=True)["state_dict"]
+
+@pytest.fixture(scope="module")
+def resumed_run(float_files, kd_common, tmp_path_factory):
+    """A QAT run straight through, and the same run stopped in epoch 2 and resumed."""
+    tmp = tmp_path_factory.mktemp("resume")
+    mp = pytest.MonkeyPatch()
+    out = {}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert cifar10_quant.main(kd_common + ["--checkpoint-dir", str(tmp / "a"),
+                                                   "--save", str(tmp / "a.bin")]) == 0
+        stop_in_epoch(mp, 2)
+        err = io.StringIO()
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            out["stopped_rc"] = cifar10_quant.main(kd_common + ["--checkpoint-dir", str(tmp / "b"),
+                                                                "--save", str(tmp / "b.bin")])
+        out["stopped_err"] = err.getvalue()
+        out["b_after_stop"] = (tmp / "b.bin").exists()
+        mp.undo()
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            out["resumed_rc"] = cifar10_quant.main(kd_common + ["--checkpoint-dir", str(tmp / "b"),
+                                                                "--resume", "--save", str(tmp / "b.bin")])
+        out["resumed_out"] = text.getvalue()
+    finally:
+        mp.undo()
+    out["tmp"] = tmp
+    return out
+
+
+def test_resume_ends_with_the_uninterrupted_model(resumed_run):
+    r = resumed_run
+    assert r["stopped_rc"] == 128 + 15
+    assert "interrupted by SIGTERM" in r["stopped_err"] and "--resume" in r["stopped_err"]
+    assert r["stopped_err"].strip().count("\n") == 0 and not r["b_after_stop"]
+    assert r["resumed_rc"] == 0, r["resumed_out"]
+    out = r["resumed_out"]
+    assert "resuming from" in out and "[2] Accuracy" in out and "[1] Accuracy" not in out
+    a = torch.load(r["tmp"] / "a.bin", weights_only=True)["state_dict"]
+    b = torch.load(r["tmp"] / "b.bin", weights_only=True)["state_dict"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("change,flag", [
+    (["--kd-t", "2"], "--kd-t"), (["--kd-alpha", "0.5"], "--kd-alpha"),
+    (["--teacher-load", "{d}/other_teacher.bin"], "--teacher-load"),
+    (["--step-lr-mult", "3"], "--step-lr-mult"), (["--calib-batches", "3"], "--calib-batches"),
+    (["--min-lr", "1e-6"], "--min-lr"), (["--kd-lr", "1e-3"], "--kd-lr"),
+    (["--weight-bits", "6"], "--weight-bits"), (["--seed", "7"], "--seed")])
+def test_resume_refuses_other_flags_that_shape_the_run(float_files, kd_common, resumed_run,
+                                                        capsys, change, flag):
+    """Every flag that changes the numbers is compared with the saved run (one line)."""
+    other = float_files / "other_teacher.bin"
+    if not other.exists():
+        import shutil
+        shutil.copy(float_files / "teacher.bin", other)
+    args = kd_common + [a.format(d=float_files) for a in change]
+    rc = cifar10_quant.main(args + ["--checkpoint-dir", str(resumed_run["tmp"] / "b"), "--resume"])
+    err = one_line(capsys, rc)
+    assert f"--resume: the saved run used {flag} " in err and "this command has" in err, err
+
+
+def test_resume_of_a_state_from_before_is_one_line(float_files, kd_common, tmp_path, capsys):
+    (tmp_path / "qat_state.pt").write_bytes(b"old")
+    rc = cifar10_quant.main(kd_common + ["--checkpoint-dir", str(tmp_path), "--resume"])
+    assert "written by an earlier cifar10_quant.py" in one_line(capsys, rc)
+
+
+def test_a_resnet20_file_is_refused_in_one_line(float_files, tmp_path, capsys):
+    from models import build_resnet20
+    save_checkpoint(build_resnet20(in_channels=3), tmp_path / "resnet.bin")
+    rc = cifar10_quant.main(SYN + ["--load", str(tmp_path / "resnet.bin"), "--qat",
+                                   "--kd-epochs", "1"])
+    assert "holds a ResNet-20; the INT8 model is a ResMLP" in one_line(capsys, rc)
+
+
+def test_a_native_layout_file_quantises_like_the_authors_layout(float_files, tmp_path, capsys):
+    """A plain ``state_dict()`` (native layout: no grid buffers) is a valid student."""
+    from models import build_from_checkpoint
+    model = build_from_checkpoint(str(float_files / "psa.bin"))
+    torch.save(model.state_dict(), tmp_path / "native.bin")
+    dumps = []
+    for name, path in (("authors", float_files / "psa.bin"), ("native", tmp_path / "native.bin")):
+        rc = cifar10_quant.main(SYN + ["--load", str(path), "--qat", "--kd-epochs", "1",
+                                       "--limit-train-batches", "1", "--dump-params",
+                                       "--dump-dir", str(tmp_path / name)])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert records(out)[-1]["identical_logits"] == records(out)[-1]["test_images"]
+        dumps.append(im.load_params(tmp_path / name / "quant_params.npz")[0])
+    assert dumps[0].keys() == dumps[1].keys()
+    assert all(np.array_equal(dumps[0][k], dumps[1][k]) for k in dumps[0])
+
+
+def test_svhn_shaped_model_fake_quant_equals_integer_model():
+    """Embed 64, 2 blocks (the SVHN ResMLP): every size comes from the model, on synthetic
+    images; after a few training steps the fake-quantised logits are the integer model's."""
+    import data
+    from quant import qconfig_of, quantise
+    for act in ("base", "psa"):
+        torch.manual_seed(0)
+        m = build_resmlp(act, 0.5, embed_dim=64, depth=2).eval()
+        imgs, _ = data.synthetic_images(64, seed=3)
+        x = (imgs.float() / 255 - 0.5) / 0.25
+        cfg = qconfig_of(m, bits=dict(input=8, weight=8, bias=8, output=8), dataset="synthetic",
+                         mean=[0.5] * 3, std=[0.25] * 3)
+        assert (cfg.channels, cfg.depth, cfg.hidden, cfg.tokens) == (64, 2, 32, 64)
+        q, n = quantise(m, cfg, [x[:32], x[32:]])
+        assert n == 2
+        g = torch.Generator().manual_seed(1)
+        opt = torch.optim.AdamW(q.parameters(), lr=1e-2)
+        q.train()
+        for _ in range(2):
+            loss = torch.nn.functional.cross_entropy(q(x[:16]), torch.randint(0, 10, (16,), generator=g))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        q.eval()
+        params, meta = q.export_params()
+        assert (meta["channels"], meta["depth"], meta["hidden"]) == (64, 2, 32)
+        with torch.no_grad():
+            codes = q.input_codes(x)
+            fq = q.forward_codes(codes).to(torch.int8).numpy()
+        got = im.forward(params, meta, codes.to(torch.int8).numpy())
+        assert np.array_equal(got, fq), act
+        assert len({tuple(r) for r in got.tolist()}) > 20
+
+
+def test_svhn_qat_through_the_command_line(tmp_path, monkeypatch, capsys):
+    """cifar10_quant.py --dataset svhn: the small ResMLP is quantised, trained and dumped;
+    its metadata holds SVHN's normalisation."""
+    import data
+    import torchvision
+    from tests.test_data import write_svhn
+    folder = tmp_path / "svhn"
+    _, md5 = write_svhn(str(folder), sizes=(("train", 64), ("test", 24)))
+    table = {k: list(v) for k, v in torchvision.datasets.SVHN.split_list.items()}
+    for split, digest in md5.items():
+        table[split][2] = digest
+    monkeypatch.setattr(torchvision.datasets.SVHN, "split_list", table)
+    torch.manual_seed(0)
+    save_checkpoint(build_resmlp("psa", 0.25, embed_dim=64, depth=2), tmp_path / "s.bin")
+    rc = cifar10_quant.main(["--dataset", "svhn", "--dataset-dir", str(folder), "--disable-tqdm",
+                             "--batch-size", "16", "--calib-batches", "2", "--load",
+                             str(tmp_path / "s.bin"), "--student-nl-act", "psa", "--qat",
+                             "--kd-epochs", "1", "--dump-params", "--dump-dir", str(tmp_path / "d")])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    r = records(out)[-1]
+    assert r["identical_logits"] == r["test_images"] == 24
+    params, meta = im.load_params(tmp_path / "d" / "quant_params.npz")
+    assert (meta["channels"], meta["depth"], meta["hidden"]) == (64, 2, 16)
+    assert np.allclose(meta["mean"], data.SVHN_MEAN) and np.allclose(meta["std"], data.SVHN_STD)
+
+
+def test_qat_under_torchrun_two_gloo_processes(float_files, tmp_path):
+    """The QAT loop is the float one, so torchrun works as for cifar10_main.py: rank 0 alone
+    prints, saves and dumps; the dump's integer model agrees with the fake-quantised one."""
+    import socket
+    import subprocess
+    import sys
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+           "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+           os.path.join(root, "cifar10_quant.py"), *SYN, "--load", str(float_files / "base.bin"),
+           "--qat", "--do-kd", "--teacher-load", str(float_files / "teacher.bin"),
+           "--kd-epochs", "2", "--limit-train-batches", "2", "--save", str(tmp_path / "q.bin"),
+           "--checkpoint-dir", str(tmp_path / "ck"), "--dump-params", "--dump-dir",
+           str(tmp_path / "d")]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    recs = records(proc.stdout)
+    assert [r["epoch"] for r in recs if r["event"] == "epoch"] == [1, 2], "rank 0 alone prints"
+    start = [r for r in recs if r["event"] == "start"][0]
+    assert start["world_size"] == 2 and start["backend"] == "gloo"
+    assert recs[-1]["identical_logits"] == recs[-1]["test_images"] == 100
+    assert (tmp_path / "q.bin").exists() and (tmp_path / "ck" / "state.pt").exists()

@@ -11,6 +11,10 @@ its command line.
 * :mod:`training.setup`     -- seeding, loaders, model building, the logger
 * :mod:`training.distributed` -- torchrun / DistributedDataParallel
 * :mod:`training.run`       -- one run from a ``RunConfig`` and ``RunOptions``
+* :mod:`training.qat`       -- quantisation-aware training of the INT8 model through the same
+  loops and sessions (``cifar10_quant.py``): ``QATConfig``, ``QATOptions``, ``run_qat``
+* :mod:`training.cli`       -- what the two command lines share (one-line parser errors,
+  activation names, the data flags, explicit flags)
 """
 from .config import RunConfig, RunOptions, resmlp_shape
 from .evaluate import evaluate
@@ -19,8 +23,9 @@ from .nonfinite import NonFiniteTrainingError, first_nonfinite_layer
 from .optim import Optimisers
 from .session import Phase, ResumeError, RunCheckpoint, Session
 from .run import CLIError, run
+from .qat import QATConfig, QATOptions, run_qat
 
 __all__ = ["RunConfig", "RunOptions", "resmlp_shape", "evaluate", "Loop", "distillation_loss",
            "knowledge_distillation", "knowledge_transfer", "train_plain", "NonFiniteTrainingError",
            "first_nonfinite_layer", "Optimisers", "Phase", "ResumeError", "RunCheckpoint",
-           "Session", "CLIError", "run"]
+           "Session", "CLIError", "run", "QATConfig", "QATOptions", "run_qat"]

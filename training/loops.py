@@ -162,10 +162,13 @@ def _epochs_with_eval(phase: Phase, model, forward_model, train, test, opt, loss
 
 
 def train_plain(model: nn.Module, train, test, loop: Loop, *, epochs: int, lr: float, wd: float,
-                spline_lr: float = 1e-3, min_lr: float = 1e-5, bspline_lambda: float = 0.0):
+                spline_lr: float = 1e-3, min_lr: float = 1e-5, bspline_lambda: float = 0.0,
+                opt: Optional[Optimisers] = None):
     """Cross-entropy training for ``epochs`` epochs (AdamW, cosine to ``min_lr``); the test
-    accuracy after every epoch; returns the last one."""
-    opt = Optimisers([model], lr, wd, spline_lr, epochs, min_lr)
+    accuracy after every epoch; returns the last one. ``opt``: other optimisers to train
+    with (then ``lr``, ``wd``, ``spline_lr``, ``min_lr`` are theirs, not read here)."""
+    if opt is None:
+        opt = Optimisers([model], lr, wd, spline_lr, epochs, min_lr)
     net = loop.wrap(model)
     return _epochs_with_eval(Phase.TRAIN, model, net, train, test, opt,
                              lambda x, y: F.cross_entropy(net(x), y), loop, epochs,
@@ -297,10 +300,13 @@ def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop
 def knowledge_distillation(student: nn.Module, teacher: nn.Module, train, test, loop: Loop, *,
                            epochs: int, lr: float, wd: float = 0.0, temperature: float = 1.0,
                            alpha: float = 0.8, spline_lr: float = 1e-3, min_lr: float = 1e-5,
-                           bspline_lambda: float = 0.0):
+                           bspline_lambda: float = 0.0, opt: Optional[Optimisers] = None):
     """Everything unfrozen, :func:`distillation_loss` against the frozen teacher, AdamW with
-    cosine annealing to ``min_lr``; the test accuracy after every epoch; returns the last."""
-    opt = Optimisers([student], lr, wd, spline_lr, epochs, min_lr)
+    cosine annealing to ``min_lr``; the test accuracy after every epoch; returns the last.
+    Any student: a float ResMLP, a ResNet-20, or the fake-quantised ``quant.QResMLP`` with
+    its own optimisers (``opt``; then ``lr``, ``wd``, ``spline_lr``, ``min_lr`` are theirs)."""
+    if opt is None:
+        opt = Optimisers([student], lr, wd, spline_lr, epochs, min_lr)
     teacher.eval()
     net = loop.wrap(student)
 

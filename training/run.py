@@ -84,7 +84,7 @@ def _student(cfg: RunConfig, opts: RunOptions, info):
                        hidden_factor=cfg.student_hidden_factor)
 
 
-def _settle(cfg: RunConfig, role: str, found: dict) -> RunConfig:
+def settle(cfg: RunConfig, role: str, found: dict) -> RunConfig:
     """``cfg`` with the role's model settings as the checkpoint defined them."""
     kw = {f"{role}_resnet": found["resnet"]}
     if not found["resnet"]:
@@ -99,15 +99,20 @@ def _compile(module, enabled: bool):
 def run(cfg: RunConfig, opts: RunOptions) -> Optional[float]:
     """Evaluate (``opts.test_only``) or train; returns the final test accuracy."""
     check_options(cfg, opts)
-    use_cuda = torch.cuda.is_available() and not opts.no_cuda
+    return launch(_run, cfg, opts, torch.cuda.is_available() and not opts.no_cuda)
+
+
+def launch(body, cfg, opts, use_cuda: bool):
+    """``body(cfg, opts, dist, device)`` in the process group of a torchrun start (or alone)."""
     dist = distributed.init(use_cuda)
     try:
-        return _run(cfg, opts, dist, distributed.device_for(dist, use_cuda))
+        return body(cfg, opts, dist, distributed.device_for(dist, use_cuda))
     finally:
         dist.close()
 
 
-def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
+def begin(cfg: RunConfig, opts: RunOptions, dist, device, student: str):
+    """Seed, logger, loaders and the start record of a run: (log, train, test, info, show)."""
     seed_everything(cfg.seed, not cfg.nondeter)
     log = Logger(opts.json_log, enabled=dist.main)
     train, test, info = make_loaders(cfg.dataset, dataset_dir=opts.dataset_dir,
@@ -116,8 +121,7 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
                                      device=device, workers=opts.workers,
                                      synthetic_size=cfg.synthetic_size, rank=dist.rank,
                                      world_size=dist.world_size)
-    start = dict(event="start", dataset=info["name"], device=str(device),
-                 student="resnet20" if cfg.student_resnet else cfg.student_nl_act,
+    start = dict(event="start", dataset=info["name"], device=str(device), student=student,
                  student_hidden_factor=cfg.student_hidden_factor, seed=cfg.seed,
                  deterministic=not cfg.nondeter)
     if dist.enabled:
@@ -125,7 +129,32 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
         log.line(f"distributed: {dist.world_size} processes ({dist.backend}), "
                  f"batch {cfg.batch_size} per process, {cfg.batch_size * dist.world_size} per step")
     log.json(**start)
-    show = not opts.disable_tqdm and dist.main
+    return log, train, test, info, not opts.disable_tqdm and dist.main
+
+
+def load_teacher(cfg: RunConfig, opts: RunOptions, info, device):
+    """(the frozen teacher of ``--teacher-load`` in eval mode, ``cfg`` settled to it, what
+    the file holds)."""
+    teacher, found = load_model(opts.teacher_load, "teacher", cfg, opts, info)
+    cfg = settle(cfg, "teacher", found)
+    teacher.to(device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    teacher.eval()
+    return teacher, cfg, found
+
+
+def interrupted(session: Session, exc: Interrupted) -> CLIError:
+    """The one line of a run stopped by a signal: where its last state is, how to go on."""
+    where = (f"the last complete state ({session.saved_label or 'none yet'}) is in "
+             f"{session.ckpt.path}; continue with the same command plus --resume"
+             if session.ckpt else "no --checkpoint-dir was given, so nothing was kept")
+    return CLIError(f"interrupted by {exc}; {where}")
+
+
+def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
+    log, train, test, info, show = begin(
+        cfg, opts, dist, device, "resnet20" if cfg.student_resnet else cfg.student_nl_act)
 
     if opts.test_only:
         path = opts.load or opts.teacher_load
@@ -140,17 +169,12 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
 
     teacher = None
     if opts.teacher_load:
-        teacher, found = load_model(opts.teacher_load, "teacher", cfg, opts, info)
-        cfg = _settle(cfg, "teacher", found)
+        teacher, cfg, found = load_teacher(cfg, opts, info, device)
         if cfg.do_kt and found["resnet"]:
             raise CLIError(f"--do-kt copies a ResMLP teacher's blocks, but {opts.teacher_load} "
                            "holds a ResNet-20; drop --do-kt (distil with --do-kd only)")
-        teacher.to(device)
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        teacher.eval()
     student, found = _student(cfg, opts, info)
-    cfg = _settle(cfg, "student", found)
+    cfg = settle(cfg, "student", found)
     student.to(device)
 
     session = Session(student, train.generator, log, folder=opts.checkpoint_dir,
@@ -200,10 +224,7 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
                         wd=cfg.plain_wd, min_lr=cfg.min_lr, **common)
         session.save(Phase.DONE, force=True)
     except Interrupted as exc:
-        where = (f"the last complete state ({session.saved_label or 'none yet'}) is in "
-                 f"{session.ckpt.path}; continue with the same command plus --resume"
-                 if session.ckpt else "no --checkpoint-dir was given, so nothing was kept")
-        raise CLIError(f"interrupted by {exc}; {where}") from None
+        raise interrupted(session, exc) from None
 
     acc = session.last_acc
     if acc is None:

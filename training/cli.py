@@ -1,0 +1,113 @@
+"""What the command lines of ``cifar10_main.py`` and ``cifar10_quant.py`` share: one-line
+parser errors, activation names from ``models.registry``, the data flags, and telling the
+flags given on the command line apart from defaults."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Callable, Iterable
+
+import data
+import errors
+from models import UnknownActivationError, canonical_act
+from models.registry import metavar
+
+DATASETS = tuple(dict.fromkeys(tuple(data.DATASETS) + ("svhn",)))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with its usage errors on one line (``prog: error: message (see --help)``)."""
+
+    def error(self, message):
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        raise SystemExit(2)
+
+
+def act_type(value: str) -> str:
+    """An activation name or alias (``models.registry``) -> its name."""
+    try:
+        return canonical_act(value)
+    except UnknownActivationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def act_metavar() -> str:
+    return metavar()
+
+
+def add_data_arguments(p: argparse.ArgumentParser, *, workers: bool = True):
+    """The ``data`` group: data set, its folder and download, batch sizes, loader workers
+    (``workers``), the synthetic set's size and the per-epoch batch limit."""
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", choices=DATASETS, default="cifar10",
+                   help="data set (default cifar10; svhn uses the smaller ResMLP: embed 64, 2 blocks)")
+    d.add_argument("--dataset-dir", default="~/icml_data",
+                   help="folder of the data set (default ~/icml_data; fashion-mnist falls back "
+                        "to /usr/share/datasets/fashion-mnist)")
+    d.add_argument("--download-dataset", action="store_true",
+                   help="download CIFAR-10 or SVHN into --dataset-dir if missing")
+    d.add_argument("--batch-size", type=int, default=128,
+                   help="training batch size (128); under torchrun: per process")
+    d.add_argument("--test-batch-size", type=int, default=128, help="test batch size (128)")
+    if workers:
+        d.add_argument("--workers", type=int, default=2,
+                       help="data loader workers for CIFAR-10/SVHN (2)")
+    d.add_argument("--synthetic-size", type=int, default=4000,
+                   help="training images of --dataset synthetic (4000; test gets a quarter)")
+    d.add_argument("--limit-train-batches", type=int, default=0,
+                   help="stop each epoch after this many batches (0: all); for smoke tests")
+    return d
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv) -> frozenset:
+    """The destinations of the flags given on the command line (not left at their default).
+    ``parser`` is used up (its defaults are suppressed): pass a fresh one."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return frozenset(vars(parser.parse_args(argv)))
+
+
+def run_guarded(prog: str, call: Callable[[], object]) -> int:
+    """The body of a command line's ``main``: ``call()`` with SIGINT/SIGTERM only noted (the
+    loops stop at the next batch, :mod:`training.session`); a :class:`errors.UserError`
+    becomes one line ``prog: error: ...`` and exit status 2 (128 + the signal's number when a
+    signal stopped the run). Returns the exit status."""
+    from .session import install_signal_handlers, restore_signal_handlers, stop_signal
+    previous = install_signal_handlers()
+    try:
+        call()
+    except errors.UserError as exc:
+        errors.report(prog, exc)
+        signum = stop_signal()
+        return 128 + signum if signum else 2
+    finally:
+        restore_signal_handlers(previous)
+    return 0
+
+
+def flag(help: str, **kwargs) -> dict:
+    """Metadata that makes a dataclass field a command-line flag ``--field-name``: its help,
+    and any other ``add_argument`` keyword (``type``, ``metavar``; a callable ``metavar`` is
+    called when the parser is built). The default is the field's."""
+    return {"flag": dict(help=help, **kwargs)}
+
+
+def add_field_arguments(group, classes, names: Iterable[str]) -> None:
+    """One flag per name, each a field (with :func:`flag` metadata) of the first dataclass in
+    ``classes`` that has it: a bool field that defaults to False is a switch, the others take
+    a value of their ``type`` (default: the type of the default; ``str`` for None)."""
+    fields = {}
+    for cls in reversed(tuple(classes)):
+        fields.update({f.name: f for f in dataclasses.fields(cls) if "flag" in f.metadata})
+    for name in names:
+        f = fields[name]
+        kw = dict(f.metadata["flag"])
+        if callable(kw.get("metavar")):
+            kw["metavar"] = kw["metavar"]()
+        if f.default is False and "type" not in kw:
+            kw["action"] = "store_true"
+        else:
+            kw.setdefault("type", str if f.default is None else type(f.default))
+            kw["default"] = f.default
+        group.add_argument("--" + name.replace("_", "-"), **kw)
