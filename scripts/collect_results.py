@@ -24,6 +24,7 @@ import argparse
 import csv
 import math
 import os
+import statistics
 import sys
 import time
 
@@ -162,8 +163,10 @@ def seed_stats(rows):
     for key, vals in groups.items():
         xs = [v for _, v in sorted(vals)]
         n = len(xs)
-        mean = sum(xs) / n
-        std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else float("nan")
+        # statistics: exact arithmetic on the floats, so two groups with the same runs in
+        # another order have the same mean (a plain sum can differ in the last bit: "-0.00")
+        mean = statistics.mean(xs)
+        std = statistics.stdev(xs) if n > 1 else float("nan")
         out[key] = (mean, std, n, xs)
     return out
 
