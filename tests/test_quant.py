@@ -146,6 +146,32 @@ def test_requant_forward_and_gradients():
     torch.testing.assert_close(gb, rb)
 
 
+@pytest.mark.parametrize("kind", ["linear", "affine"])
+def test_lsq_weight_step_gradient(kind):
+    """LSQ: the weight codes are round_clamp(w / s_eff) with s_eff = s_out 2^-sh / s_in in
+    value and proportional to the learned step s_w = exp(log_step) in gradient, so
+    d code / d log_step = -w / s_eff where the code is not clipped (straight through the
+    rounding) and 0 where it is; the bias codes do not depend on the step."""
+    torch.manual_seed(4)
+    cfg = QConfig(act="relu", hidden=8, hidden_factor=0.5, in_channels=1, channels=EMBED,
+                  depth=DEPTH, mean=[0.5], std=[0.25])
+    w = torch.randn(6, 9) if kind == "linear" else torch.rand(6) + 0.2
+    layer = QWeighted(w, torch.randn(6) * 0.1, kind, cfg)
+    with torch.no_grad():                   # a step small enough that some codes clip
+        layer.w_log_step.sub_(torch.linspace(0.0, 0.8, 6))
+    s_in, s_out = torch.tensor(0.05), torch.tensor(0.04)
+    W, b, sh = layer.codes(s_in, s_out)
+    r = torch.randn_like(W)
+    (g,) = torch.autograd.grad((W * r).sum(), layer.w_log_step)
+    with torch.no_grad():
+        s_eff = s_out * torch.exp2(-sh.double()) / s_in
+        v = w.double() / (s_eff[:, None] if kind == "linear" else s_eff)
+        inside = ((v >= -128) & (v <= 127)).double()
+        want = -(v * inside * r.double())
+        want = want.sum(1) if kind == "linear" else want
+    assert inside.min() == 0 and inside.max() == 1, "the case must have clipped and free codes"
+    torch.testing.assert_close(g.double(), want, rtol=1e-5, atol=1e-6)
+
 def test_lut_gradients_are_the_segment_slopes():
     _, q = small_q("psa")
     lut = q.blocks[0].lut2
