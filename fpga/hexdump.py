@@ -12,7 +12,10 @@ complement, hexadecimal, most significant digit first:
 * a vector (``*.b``, ``*.w``, ``*.s``): one value per line, 2 hex digits (shifts are 0..31);
 * a LERP table set ``*.lut1`` / ``*.lut2`` of shape (F, 2^M + 1): one entry per line,
   feature-major (feature 0's entries 0..2^M, then feature 1's, ...), the layout of
-  ``fpga/rtl/lerp_layer.v``.
+  ``fpga/rtl/lerp_layer.v``;
+* with ``lanes`` = L > 1 (the RTL's lin1 with L output lanes, ``fpga/rtl/linear_rom.v``), each
+  channel MLP's ``lin1`` tensors also as ``<key>.x<L>.hex``: L consecutive outputs per line,
+  the highest first (line j holds outputs jL + L - 1, ..., jL, each written as above).
 
 Each file is written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -67,9 +70,26 @@ def _atomic_write(path: str, text: str) -> None:
         raise
 
 
-def write_hex_files(params: Dict[str, np.ndarray], meta: dict, out_dir) -> List[str]:
-    """Write ``<key>.hex`` for every tensor and ``manifest.json``; return the paths written
-    (hex files in key order, the manifest last)."""
+def grouped_hex_lines(key: str, a, lanes: int) -> str:
+    """The text of ``<key>.x<lanes>.hex``: ``lanes`` consecutive outputs per line (a Linear's
+    ``W`` rows, or its ``b`` / ``s`` values), the highest output first."""
+    lines = hex_lines(key, a).split()
+    if lanes < 1 or len(lines) % lanes:
+        raise HexDumpError(f"{key}: {len(lines)} outputs do not split into groups of {lanes}")
+    return "".join("".join(reversed(lines[j:j + lanes])) + "\n" for j in range(0, len(lines), lanes))
+
+
+def lane_keys(params) -> List[str]:
+    """The tensors the RTL reads in groups of lanes: every channel MLP's lin1 W, b and s
+    (keys ``<prefix>.lin1.W``, ``.b``, ``.s``)."""
+    return [k for k in sorted(params)
+            if k.split(".")[-2:-1] == ["lin1"] and k.rsplit(".", 1)[-1] in ("W", "b", "s")]
+
+
+def write_hex_files(params: Dict[str, np.ndarray], meta: dict, out_dir, lanes: int = 1) -> List[str]:
+    """Write ``<key>.hex`` for every tensor (and, for ``lanes`` > 1, ``<key>.x<lanes>.hex`` of
+    the lin1 tensors) and ``manifest.json``; return the paths written (hex files in key
+    order, the grouped files after them, the manifest last)."""
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     paths = []
@@ -77,6 +97,11 @@ def write_hex_files(params: Dict[str, np.ndarray], meta: dict, out_dir) -> List[
         path = os.path.join(out_dir, f"{key}.hex")
         _atomic_write(path, hex_lines(key, params[key]))
         paths.append(path)
+    if lanes > 1:
+        for key in lane_keys(params):
+            path = os.path.join(out_dir, f"{key}.x{lanes}.hex")
+            _atomic_write(path, grouped_hex_lines(key, params[key], lanes))
+            paths.append(path)
     manifest = {"meta": meta, "files": {k: f"{k}.hex" for k in sorted(params)},
                 "layout": "W: one row per line, W[o, I-1] first; vectors and tables: one "
                           "value per line, tables feature-major; two's complement hex"}

@@ -113,6 +113,53 @@ def build_model(top: str, rtl: Sequence[str], tb: str, params: Dict[str, object]
     return exe
 
 
+def rtl_sources(listing: str) -> List[str]:
+    """The RTL files of a design, relative to fpga/, from its file list ``rtl/<listing>.f``
+    (one file name per line, relative to rtl/; the one list that the simulators, the synthesis
+    script, the tests and the Makefile all read)."""
+    path = os.path.join(HERE, "rtl", f"{listing}.f")
+    try:
+        with open(path) as f:
+            names = [ln.split("//")[0].strip() for ln in f]
+    except FileNotFoundError:
+        raise SimError(f"{path} does not exist (a list of the RTL files of {listing})") from None
+    return [f"rtl/{n}" for n in names if n]
+
+
+def count_instances(top: str, rtl: Sequence[str], params: Dict[str, object],
+                    modules: Sequence[str] = ("mul8",)) -> Dict[str, int]:
+    """How many instances of each module in ``modules`` the design ``top`` with ``params``
+    holds once elaborated (generate loops unrolled): read from the instance tree of
+    ``verilator --xml-only``, not computed from the parameters. (Remembered per source
+    contents, top, parameters and modules for the life of the process.)"""
+    key = cache_key(top, list(rtl), params, list(modules))
+    if key not in _INSTANCES:
+        _INSTANCES[key] = _count_instances(top, rtl, params, modules)
+    return dict(_INSTANCES[key])
+
+
+_INSTANCES: Dict[str, Dict[str, int]] = {}
+
+
+def _count_instances(top, rtl, params, modules) -> Dict[str, int]:
+    import xml.etree.ElementTree as ET
+    tmp = tempfile.mkdtemp(prefix="xml_")
+    try:
+        cmd = [verilator(), "--xml-only", "--top-module", top, "--Mdir", tmp,
+               *[f"-G{k}={v}" for k, v in sorted(params.items())], *rtl]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE)
+        xml = os.path.join(tmp, f"V{top}.xml")
+        if proc.returncode != 0 or not os.path.isfile(xml):
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-4:]
+            raise SimError(f"verilator --xml-only of {top} failed: " + " | ".join(tail))
+        cells = ET.parse(xml).getroot().iter("cell")
+        names = [c.get("submodname", "") for c in cells]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # A parameterised module is renamed <name>__<suffix>; mul8 has no parameters.
+    return {m: sum(1 for n in names if n == m or n.startswith(m + "__")) for m in modules}
+
+
 def build(features: int, addr_bits: int, build_root: str | None = None, log=None) -> str:
     """Build (or reuse) the lerp_layer simulator for (F, M); returns its executable."""
     check_addr_bits(addr_bits)

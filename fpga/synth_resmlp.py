@@ -1,17 +1,28 @@
-"""Yosys figures of the streaming INT8 ResMLP, stage by stage (``make -C fpga synth-resmlp``).
+"""Yosys figures of the streaming INT8 ResMLP pipeline, stage by stage (``make -C fpga synth-resmlp``).
 
   python -m fpga.synth_resmlp --out fpga/build/synth_resmlp [--params quant_params.npz]
+      [--stages a,b] [--flows generic,xilinx,ltp] [--rtl-rev REV] [--timeout S]
 
-Synthesises each distinct stage of ``rtl/resmlp_top.v`` on its own (the embed Linear for
-P = 16 and 48, one token mixer, the channel MLP of ReLU h = 2, ReLU h = 1 and LERP-PSA h = 1,
-the mean pool, the head) twice: the coarse part of Yosys' generic ``synth`` (word-level
-cells: $mul, $add/$alu, $dff, $mem, ...) and ``synth_xilinx -family xcup`` (UltraScale+
-LUT/FF/DSP48E2/RAMB). The
-ROMs are filled from ``--params`` or, by default, from a random model of the same shape. A
-configuration's totals are embed + DEPTH x (token mixer + channel MLP) + pool + head (the
-blocks differ only in their ROM contents). Yosys runs at low priority (``--nice``, 10) with a
-time limit per run; each stage's figures are written to ``<out>/<stage>.<flow>.json`` as soon as
-it finishes, and the summary table goes to ``<out>/summary.md`` and stdout.
+Resources (flows ``generic`` and ``xilinx``): each distinct part of the streaming pipeline
+(``rtl/resmlp_top.v``: the embed Linear, one token mixer, the parts of one channel MLP for
+each configuration, the mean pool, the folded head) is synthesised on its own: the coarse part of Yosys' generic ``synth`` (word-level
+cells) and ``synth_xilinx -family xcup`` (UltraScale+ LUT / FF / DSP48E2 / RAMB). A streaming
+configuration's totals are embed + DEPTH x (token mixer + channel-MLP parts) + pool + head:
+the blocks differ only in their ROM contents, and the channel MLP is the sum of its parts
+(residual affine, [lut1], lin1, lin2) without the 8-bit saturating add that joins them.
+
+Logic depth (flow ``ltp``): ``synth_xilinx -flatten`` and then Yosys ``ltp -noff`` on every
+cell except the flip-flops (``t:FD* %d``), i.e. the longest register-to-register path in
+cells: a DSP48E2 counts one, a LUT one, a CARRY4 one (4 bits of a carry chain), an I/O
+buffer one. The ``ltp_*`` stages are small enough to map (few outputs, small buffers) and
+keep the dot-product widths of the model; ``--rtl-rev REV`` takes the RTL from that git
+revision instead of the working tree (the figures before a change; parameters the old
+modules lack are left out).
+
+The ROMs are filled from ``--params`` or, by default, from a random model of the same shape.
+Yosys runs at low priority (``--nice``) with a time limit per run; each figure goes to
+``<out>/<stage>.<flow>.json`` as soon as it is known (a timeout is recorded as such), and the
+summary tables to ``<out>/summary.md`` and stdout.
 """
 from __future__ import annotations
 
@@ -19,52 +30,116 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Dict, List, Optional
 
 from errors import UserError, report
 
 from .hexdump import write_hex_files
+from .sim import rtl_sources
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RTL = ["rtl/token_mixer.v", "rtl/channel_mlp.v", "rtl/row_linear.v", "rtl/ew_stage.v",
-       "rtl/mean_pool.v", "rtl/stream_fifo.v", "rtl/requant.v", "rtl/hex_rom.v",
-       "rtl/lut_rom.v", "rtl/lerp_unit.v"]
-CONFIGS = {"relu_h2": ("base", 192), "relu_h1": ("base", 96), "psa_h1": ("psa", 96)}
+CONFIGS = {"relu_h2": ("base", 192, 1), "relu_h2_lanes2": ("base", 192, 2),
+           "relu_h1": ("base", 96, 1), "psa_h1": ("psa", 96, 1)}
+FLOWS = ("generic", "xilinx", "ltp")
 
 
 class SynthError(UserError):
     pass
 
 
-def stages(depth: int = 4) -> Dict[str, tuple]:
-    """stage name -> (module, parameters, which hex folder)."""
+def _s(name: str) -> str:
+    return f'"{name}"'
+
+
+def stages() -> Dict[str, tuple]:
+    """stage name -> (module, parameters, hex folder or None, RTL listing)."""
+    r = "resmlp"
     s = {
-        "embed_p16": ("row_linear", {"I": 16, "O": 96, "NAME": '"embed"'}, "relu_h1_p16"),
-        "embed_p48": ("row_linear", {"I": 48, "O": 96, "NAME": '"embed"'}, "relu_h1_p48"),
-        "token_mixer": ("token_mixer", {"T": 64, "C": 96, "NAME": '"blocks.0.tm"'}, "relu_h1_p16"),
-        "mlp_relu_h2": ("channel_mlp", {"C": 96, "H": 192, "ACT": 0, "NAME": '"blocks.0.mlp"'}, "relu_h2_p16"),
-        "mlp_relu_h1": ("channel_mlp", {"C": 96, "H": 96, "ACT": 0, "NAME": '"blocks.0.mlp"'}, "relu_h1_p16"),
-        "mlp_psa_h1": ("channel_mlp", {"C": 96, "H": 96, "ACT": 1, "NAME": '"blocks.0.mlp"'}, "psa_h1_p16"),
-        "mean_pool": ("mean_pool", {"T": 64, "C": 96}, None),
-        "head": ("row_linear", {"I": 96, "O": 10, "NAME": '"head"'}, "relu_h1_p16"),
+        # --- the streaming pipeline's parts (resources)
+        "embed_p16": ("row_linear", {"I": 16, "O": 96, "ROWS": 64, "NAME": _s("embed")}, "relu_h1_p16", r),
+        "embed_p48": ("row_linear", {"I": 48, "O": 96, "ROWS": 64, "NAME": _s("embed")}, "relu_h1_p48", r),
+        "token_mixer": ("token_mixer", {"T": 64, "C": 96, "NAME": _s("blocks.0.tm")}, "relu_h1_p16", r),
+        "mlp_res": ("ew_stage", {"F": 96, "ROWS": 64, "MODE": 1, "FAW": 10,
+                                 "NAME": _s("blocks.0.mlp.res")}, "relu_h1_p16", r),
+        "mlp_lut1": ("ew_stage", {"F": 96, "ROWS": 64, "MODE": 2, "NAME": _s("blocks.0.mlp.lut1")},
+                     "psa_h1_p16", r),
+        "lin1_relu_h2": ("row_linear", {"I": 96, "O": 192, "ROWS": 64, "ACT": 1,
+                                        "NAME": _s("blocks.0.mlp.lin1")}, "relu_h2_p16", r),
+        "lin1_relu_h2_lanes2": ("row_linear", {"I": 96, "O": 192, "LO": 2, "ROWS": 64, "ACT": 1,
+                                               "NAME": _s("blocks.0.mlp.lin1")}, "relu_h2_p16", r),
+        "lin1_relu_h1": ("row_linear", {"I": 96, "O": 96, "ROWS": 64, "ACT": 1,
+                                        "NAME": _s("blocks.0.mlp.lin1")}, "relu_h1_p16", r),
+        "lin1_psa_h1": ("row_linear", {"I": 96, "O": 96, "ROWS": 64, "ACT": 2,
+                                       "NAME": _s("blocks.0.mlp.lin1"),
+                                       "LUT_NAME": _s("blocks.0.mlp.lut2")}, "psa_h1_p16", r),
+        "lin2_h2": ("row_linear", {"I": 192, "O": 96, "ROWS": 64, "NAME": _s("blocks.0.mlp.lin2")},
+                    "relu_h2_p16", r),
+        "lin2_h2_lanes2": ("row_linear", {"I": 192, "O": 96, "LI": 2, "ROWS": 64,
+                                          "NAME": _s("blocks.0.mlp.lin2")}, "relu_h2_p16", r),
+        "lin2_h1": ("row_linear", {"I": 96, "O": 96, "ROWS": 64, "NAME": _s("blocks.0.mlp.lin2")},
+                    "relu_h1_p16", r),
+        "mean_pool": ("mean_pool", {"T": 64, "C": 96}, None, r),
+        "head": ("row_linear", {"I": 96, "O": 10, "FOLD": 12, "ROWS": 1, "NAME": _s("head")},
+                 "relu_h1_p16", r),
+        # --- logic depth: small outputs and buffers, the model's dot-product widths
+        "ltp_linear_i16": ("row_linear", {"I": 16, "O": 8, "ROWS": 64, "NAME": _s("ltp.i16")}, "ltp", r),
+        "ltp_linear_i48": ("row_linear", {"I": 48, "O": 8, "ROWS": 64, "NAME": _s("ltp.i48")}, "ltp", r),
+        "ltp_linear_i96": ("row_linear", {"I": 96, "O": 8, "ROWS": 64, "NAME": _s("ltp.i96")}, "ltp", r),
+        "ltp_linear_i192": ("row_linear", {"I": 192, "O": 8, "ROWS": 64, "NAME": _s("ltp.i192")}, "ltp", r),
+        "ltp_affine": ("ew_stage", {"F": 96, "ROWS": 64, "MODE": 1, "NAME": _s("ltp.aff")}, "ltp", r),
+        "ltp_token_mixer": ("token_mixer", {"T": 64, "C": 4, "NAME": _s("ltp.tm")}, "ltp", r),
+        "ltp_head": ("row_linear", {"I": 96, "O": 10, "FOLD": 12, "ROWS": 1, "NAME": _s("head")},
+                     "relu_h1_p16", r),
     }
     return s
 
 
+# name -> (stage, copies): a configuration of the streaming pipeline
+def parts(cfg: str, P: int = 16, depth: int = 4) -> List[tuple]:
+    act, hidden, lanes = CONFIGS[cfg]
+    h = "h2" if hidden == 192 else "h1"
+    ln = "_lanes2" if lanes == 2 else ""
+    mlp = [("mlp_res", depth)]
+    if act == "psa":
+        mlp += [("mlp_lut1", depth), (f"lin1_psa_{h}", depth)]
+    else:
+        mlp += [(f"lin1_relu_{h}{ln}", depth)]
+    mlp += [(f"lin2_{h}{ln}", depth)]
+    return [(f"embed_p{P}", 1), ("token_mixer", depth), *mlp, ("mean_pool", 1), ("head", 1)]
+
+
 def write_params(out: str, params_path: Optional[str]) -> None:
+    """Hex folders of random models (or the given one, for its own configuration) and the
+    small ltp tensors."""
+    import numpy as np
     from .int_resmlp import load_params, random_params
     given = load_params(params_path) if params_path else None
-    for cfg, (act, hidden) in CONFIGS.items():
+    for act, hidden in (("base", 192), ("base", 96), ("psa", 96)):
         for P in (16, 48):
             params, meta = random_params(act, hidden, patch_values=P, seed=0)
             if given is not None:   # the real model fills the ROMs of its own configuration
                 p2, m2 = given
                 if m2["act"] == act and int(m2["hidden"]) == hidden and int(m2["patch_values"]) == P:
                     params, meta = p2, m2
-            write_hex_files(params, meta, os.path.join(out, f"hex_{cfg}_p{P}"))
+            cfg = ("relu" if act == "base" else "psa") + ("_h2" if hidden == 192 else "_h1")
+            write_hex_files(params, meta, os.path.join(out, f"hex_{cfg}_p{P}"), lanes=2)
+    rng = np.random.default_rng(0)
+    small = {}
+    for I in (16, 48, 96, 192):
+        small.update({f"ltp.i{I}.W": rng.integers(-128, 128, (8, I)), f"ltp.i{I}.b": rng.integers(-8, 9, 8),
+                      f"ltp.i{I}.s": rng.integers(4, 12, 8)})
+    for a in ("ltp.aff", "ltp.tm.res", "ltp.tm.aff1", "ltp.tm.aff2"):
+        n = 96 if a == "ltp.aff" else 4
+        small.update({f"{a}.w": rng.integers(-128, 128, n), f"{a}.b": rng.integers(-8, 9, n),
+                      f"{a}.s": rng.integers(0, 8, n)})
+    small.update({"ltp.tm.lin.W": rng.integers(-128, 128, (64, 64)), "ltp.tm.lin.b": rng.integers(-8, 9, 64),
+                  "ltp.tm.lin.s": rng.integers(4, 12, 64)})
+    write_hex_files(small, {}, os.path.join(out, "hex_ltp"))
 
 
 STAT_CELL = re.compile(r"^\s+(\S+)\s+(\d+)\s*$")
@@ -77,7 +152,6 @@ def parse_stat(text: str) -> Dict[str, int]:
     m = re.findall(r"Number of cells:\s+(\d+)", block)
     if m:
         cells["cells"] = int(m[-1])
-    m = re.findall(r"Number of wire bits:\s+(\d+)", block)
     for line in block.split("Number of cells:")[-1].splitlines()[1:]:
         mm = STAT_CELL.match(line)
         if mm:
@@ -87,23 +161,69 @@ def parse_stat(text: str) -> Dict[str, int]:
     return cells
 
 
+LTP_HEAD = re.compile(r"Longest topological path in \S+ \(length=(\d+)\):")
+LTP_STEP = re.compile(r"^\s+\d+: (\S+) \[\d+\](?: \(via (\S+)\))?")
+
+
+def parse_ltp(text: str) -> Dict[str, object]:
+    """Length of the longest path and what its cells are, read from ``ltp``'s report
+    (by name: Yosys names carry-chain slices '...carry4', multipliers '$mul', LUTs '$abc')."""
+    m = LTP_HEAD.search(text)
+    if not m:
+        raise SynthError("no 'Longest topological path' in the ltp report")
+    kinds = {"carry": 0, "dsp": 0, "lut": 0, "io": 0, "other": 0}
+    for line in text[m.end():].splitlines():
+        s = LTP_STEP.match(line)
+        if not s:
+            continue
+        via = s.group(2) or ""
+        if not via:
+            continue
+        if "carry" in via:
+            kinds["carry"] += 1
+        elif "$mul" in via or "DSP" in via or "dsp" in via or "macc" in via:
+            kinds["dsp"] += 1
+        elif "$abc" in via or "$lut" in via:
+            kinds["lut"] += 1
+        elif "iopadmap" in via or "BUF" in via:
+            kinds["io"] += 1
+        else:
+            kinds["other"] += 1
+    return {"ltp": int(m.group(1)), **{f"ltp_{k}": v for k, v in kinds.items()}}
+
+
+def module_params(src_dir: str, files: List[str], module: str) -> set:
+    """The parameter names module ``module`` declares in these sources."""
+    for f in files:
+        with open(os.path.join(src_dir, f)) as fh:
+            text = fh.read()
+        m = re.search(rf"\bmodule\s+{module}\b(.*?)\)\s*\(", text, re.S)
+        if m:
+            return set(re.findall(r"parameter\s+(?:integer\s+)?(\w+)", m.group(1)))
+    raise SynthError(f"module {module} not found in {src_dir}")
+
+
 def run_yosys(module: str, params: dict, hexdir: Optional[str], flow: str, timeout: int,
-              log_path: str, nice: int = 10) -> Dict[str, int]:
-    sets = " ".join(f"-set {k} {v}" for k, v in params.items())
-    if hexdir:
+              log_path: str, src_dir: str, files: List[str], nice: int = 10) -> Dict[str, object]:
+    known = module_params(src_dir, files, module)
+    sets = " ".join(f"-set {k} {v}" for k, v in params.items() if k in known)
+    if hexdir and "HEXDIR" in known:
         sets += f' -set HEXDIR "{hexdir}"'
-    files = " ".join(os.path.join(HERE, f) for f in RTL)
+    paths = " ".join(os.path.join(src_dir, f) for f in files)
+    chp = f"chparam {sets} {module}; " if sets else ""
     if flow == "generic":
         # Word-level generic cells (multipliers, adders, registers, memories): the coarse
         # part of Yosys' synth; gate-level mapping of ~1 000 multipliers is too slow here.
-        script = (f"read_verilog -defer {files}; chparam {sets} {module}; "
-                  f"synth -top {module} -flatten -run begin:fine; stat -width")
+        script = f"read_verilog -defer {paths}; {chp}synth -top {module} -flatten -run begin:fine; stat -width"
+    elif flow == "xilinx":
+        script = f"read_verilog -defer {paths}; {chp}synth_xilinx -family xcup -top {module} -flatten; stat"
     else:
-        script = (f"read_verilog -defer {files}; chparam {sets} {module}; "
-                  f"synth_xilinx -family xcup -top {module} -flatten; stat")
+        script = (f"read_verilog -defer {paths}; {chp}synth_xilinx -family xcup -top {module} -flatten; "
+                  f"tee -o {log_path}.ltp ltp -noff * t:FD* %d; stat")
     t0 = time.time()
     try:
-        proc = subprocess.run(["nice", "-n", str(nice), "yosys", "-q", "-p", f"{script}; tee -o {log_path} stat"],
+        proc = subprocess.run(["nice", "-n", str(nice), "yosys", "-q", "-p",
+                               f"{script}; tee -o {log_path} stat"],
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"timeout_s": timeout}
@@ -111,7 +231,10 @@ def run_yosys(module: str, params: dict, hexdir: Optional[str], flow: str, timeo
         raise SynthError(f"yosys failed on {module} ({flow}): "
                          + " | ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:]))
     with open(log_path) as f:
-        cells = parse_stat(f.read())
+        cells: Dict[str, object] = dict(parse_stat(f.read()))
+    if flow == "ltp":
+        with open(log_path + ".ltp") as f:
+            cells.update(parse_ltp(f.read()))
     cells["yosys_s"] = round(time.time() - t0, 1)
     return cells
 
@@ -123,36 +246,40 @@ XILINX_GROUPS = {
     "BRAM36": lambda c: c.get("RAMB36E2", 0),
     "BRAM18": lambda c: c.get("RAMB18E2", 0),
     "LUTRAM": lambda c: sum(v for k, v in c.items() if k.startswith("RAM") and not k.startswith("RAMB")),
-    "CARRY8": lambda c: c.get("CARRY8", 0) + c.get("CARRY4", 0),
+    "CARRY": lambda c: c.get("CARRY8", 0) + c.get("CARRY4", 0),
 }
+RES = ("LUT", "FF", "DSP", "BRAM36", "BRAM18", "LUTRAM")
 
 
-def summarise(res: Dict[str, Dict[str, Dict[str, int]]], depth: int) -> str:
-    lines = ["| stage | generic cells | $macc/$mul | $mem | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM | yosys s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+def _ok(flows: dict, flow: str) -> bool:
+    return flow in flows and "timeout_s" not in flows[flow]
+
+
+def summarise(res: Dict[str, Dict[str, Dict[str, int]]], depth: int = 4) -> str:
+    lines = ["| stage | generic cells | $macc/$mul | $mem | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM | ltp | yosys s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, flows in res.items():
-        g, x = flows.get("generic", {}), flows.get("xilinx", {})
+        g, x, lt = flows.get("generic", {}), flows.get("xilinx", {}), flows.get("ltp", {})
         row = [name, g.get("cells", "timeout" if "timeout_s" in g else "-"),
                sum(v for k, v in g.items() if k.startswith(("$mul", "$macc"))),
                sum(v for k, v in g.items() if k.startswith("$mem"))]
-        row += [XILINX_GROUPS[k](x) if x and "timeout_s" not in x else "-" for k in
-                ("LUT", "FF", "DSP", "BRAM36", "BRAM18", "LUTRAM")]
-        row.append(f"{g.get('yosys_s', '-')} / {x.get('yosys_s', '-')}")
+        row += [XILINX_GROUPS[k](x) if _ok(flows, "xilinx") else ("timeout" if "timeout_s" in x else "-")
+                for k in RES]
+        row.append(lt.get("ltp", "timeout" if "timeout_s" in lt else "-"))
+        row.append(" / ".join(str(f.get("yosys_s", f.get("timeout_s", "-")))
+                              for f in (g, x, lt) if f))
         lines.append("| " + " | ".join(str(v) for v in row) + " |")
-    lines += ["", f"Totals (embed + {depth} x (token mixer + channel MLP) + pool + head):", "",
-              "| configuration | generic cells | LUT | FF | DSP | BRAM36 | BRAM18 | LUTRAM |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", f"Streaming pipeline totals (embed + {depth} x (token mixer + channel-MLP parts) "
+              "+ pool + head; P = 16):", "",
+              "| configuration | " + " | ".join(RES) + " |", "|---" * (len(RES) + 1) + "|"]
     for cfg in CONFIGS:
-        for P in (16, 48):
-            parts = [(f"embed_p{P}", 1), ("token_mixer", depth), (f"mlp_{cfg}", depth),
-                     ("mean_pool", 1), ("head", 1)]
-            if any(p not in res or "timeout_s" in res[p].get("xilinx", {"timeout_s": 0})
-                   or "timeout_s" in res[p].get("generic", {"timeout_s": 0}) for p, _ in parts):
-                continue
-            tot = [sum(n * res[p]["generic"].get("cells", 0) for p, n in parts)]
-            tot += [sum(n * XILINX_GROUPS[k](res[p]["xilinx"]) for p, n in parts)
-                    for k in ("LUT", "FF", "DSP", "BRAM36", "BRAM18", "LUTRAM")]
-            lines.append(f"| {cfg} P={P} | " + " | ".join(str(v) for v in tot) + " |")
+        ps = parts(cfg, 16, depth)
+        if all(p in res and _ok(res[p], "xilinx") for p, _ in ps):
+            tot = [sum(n * XILINX_GROUPS[k](res[p]["xilinx"]) for p, n in ps) for k in RES]
+            lines.append(f"| {cfg} | " + " | ".join(str(v) for v in tot) + " |")
+        else:
+            missing = [p for p, _ in ps if not (p in res and _ok(res[p], "xilinx"))]
+            lines.append(f"| {cfg} | missing: {', '.join(missing)} |" + " |" * (len(RES) - 1))
     return "\n".join(lines) + "\n"
 
 
@@ -166,45 +293,78 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--timeout", type=int, default=1200, help="seconds per Yosys run (1200)")
     p.add_argument("--stages", default=None, help="comma-separated subset of the stages")
     p.add_argument("--flows", default="generic,xilinx",
-                   help="comma-separated: generic (word-level cells), xilinx (synth_xilinx)")
+                   help="comma-separated: generic (word-level cells), xilinx (synth_xilinx), "
+                        "ltp (synth_xilinx and the longest register-to-register path)")
+    p.add_argument("--rtl-rev", default=None,
+                   help="take fpga/rtl from this git revision (figures before a change); the "
+                        "results go to <out>/<stage>.<flow>.<rev>.json")
+    p.add_argument("--summary", action="store_true",
+                   help="run nothing: print the tables of the figures already in --out")
     p.add_argument("--depth", type=int, default=4, help="blocks in the totals (4)")
     p.add_argument("--nice", type=int, default=10, help="niceness of the Yosys runs (10)")
     args = p.parse_args(argv)
+    tmp = None
     try:
+        todo = stages()
+        names = args.stages.split(",") if args.stages else list(todo)
+        if args.summary:
+            names = []
+        unknown = sorted(set(names) - set(todo))
+        if unknown:
+            raise SynthError(f"unknown stage {unknown[0]}; choose from {', '.join(todo)}")
+        flows = args.flows.split(",")
+        bad = sorted(set(flows) - set(FLOWS))
+        if bad:
+            raise SynthError(f"unknown flow {bad[0]}; choose from {', '.join(FLOWS)}")
+        if names and shutil.which("yosys") is None:
+            raise SynthError("yosys not found; install it with: sudo apt-get install -y yosys")
         os.makedirs(args.out, exist_ok=True)
-        write_params(args.out, args.params)
-        todo = stages(args.depth)
-        if args.stages:
-            unknown = set(args.stages.split(",")) - set(todo)
-            if unknown:
-                raise SynthError(f"unknown stage {sorted(unknown)[0]}; choose from {', '.join(todo)}")
-        res: Dict[str, Dict[str, Dict[str, int]]] = {}
-        for name, (module, params, hexcfg) in todo.items():
+        if names:
+            write_params(args.out, args.params)
+        src_dir, suffix = HERE, ""
+        if args.rtl_rev:
+            tmp = tempfile.mkdtemp(prefix="rtl_rev_")
+            root = os.path.dirname(HERE)
+            arch = subprocess.run(["git", "-C", root, "archive", args.rtl_rev, "fpga/rtl"],
+                                  capture_output=True)
+            if arch.returncode != 0:
+                raise SynthError(f"git archive {args.rtl_rev} fpga/rtl failed: "
+                                 + arch.stderr.decode().strip().splitlines()[-1])
+            subprocess.run(["tar", "-x", "-C", tmp], input=arch.stdout, check=True)
+            src_dir, suffix = os.path.join(tmp, "fpga"), "." + args.rtl_rev
+        res: Dict[str, Dict[str, Dict[str, object]]] = {}
+        for name in names:
+            module, params, hexcfg, listing = todo[name]
+            files = ([f for f in os.listdir(os.path.join(src_dir, "rtl")) if f.endswith(".v")]
+                     if args.rtl_rev else [f[len("rtl/"):] for f in rtl_sources(listing)])
+            files = [os.path.join("rtl", f) for f in sorted(files)]
             res[name] = {}
-            for flow in args.flows.split(","):
-                path = os.path.join(args.out, f"{name}.{flow}.json")
-                if args.stages and name not in args.stages.split(","):
-                    continue
-                hexdir = os.path.join(args.out, f"hex_{hexcfg}") if hexcfg else None
-                print(f"yosys {flow}: {name} ...", file=sys.stderr, flush=True)
+            for flow in flows:
+                hexdir = os.path.join(os.path.abspath(args.out), f"hex_{hexcfg}") if hexcfg else None
+                print(f"yosys {flow}: {name}{suffix} ...", file=sys.stderr, flush=True)
                 cells = run_yosys(module, params, hexdir, flow, args.timeout,
-                                  os.path.join(args.out, f"{name}.{flow}.stat.txt"), args.nice)
-                with open(path, "w") as f:
+                                  os.path.join(args.out, f"{name}.{flow}{suffix}.stat.txt"),
+                                  src_dir, files, args.nice)
+                with open(os.path.join(args.out, f"{name}.{flow}{suffix}.json"), "w") as f:
                     json.dump(cells, f)
                 res[name][flow] = cells
                 print(f"  {json.dumps(cells)}", file=sys.stderr, flush=True)
-        for name in todo:   # figures of earlier runs (other stages or flows)
-            for flow in ("generic", "xilinx"):
-                path = os.path.join(args.out, f"{name}.{flow}.json")
-                if flow not in res.get(name, {}) and os.path.exists(path):
-                    with open(path) as f:
-                        res.setdefault(name, {})[flow] = json.load(f)
+        if not args.rtl_rev:
+            for name in todo:   # figures of earlier runs (other stages or flows)
+                for flow in FLOWS:
+                    path = os.path.join(args.out, f"{name}.{flow}.json")
+                    if flow not in res.get(name, {}) and os.path.exists(path):
+                        with open(path) as f:
+                            res.setdefault(name, {})[flow] = json.load(f)
         text = summarise(res, args.depth)
-        with open(os.path.join(args.out, "summary.md"), "w") as f:
+        with open(os.path.join(args.out, f"summary{suffix}.md"), "w") as f:
             f.write(text)
         print(text)
     except UserError as exc:
         return report(prog, exc)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

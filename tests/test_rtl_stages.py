@@ -1,12 +1,15 @@
 """Each stage of the streaming INT8 ResMLP RTL against its integer primitive (fpga.int_ops).
 
 One Verilator build of ``fpga/tb/stage_harness.v`` holds every stage module on its own
-stream; random parameters and inputs are chosen to hit the corners: full-range weights,
-biases and inputs (both saturations), every shift 0..31, rows and channels whose
-accumulator is a single input so that rounding ties (v = k * 2^s + 2^(s-1), positive and
-negative) occur, every input code on every LERP table, and several images back to back
-through the buffered stages. The inputs are streamed twice: at full rate and with random
-input bubbles and output stalls (30 % each), to check that flow control keeps every code.
+stream (including the two-lane channel MLPs and the folded Linears, and dot products with 1,
+2 and 3 adder levels per pipeline stage); random parameters and inputs are chosen to hit the
+corners: full-range weights, biases and inputs (both saturations), every shift 0..31, rows
+and channels whose accumulator is a single input so that rounding ties (v = k * 2^s +
+2^(s-1), positive and negative) occur, every input code on every LERP table, and several
+images back to back through the buffered stages. The inputs are streamed twice: at full rate
+and with random input bubbles and output stalls (30 % each), to check that flow control
+keeps every code. The testbench drives the end-of-image markers and fails on any stage's
+error flag or a misplaced output marker; a stream with one code missing must raise it.
 """
 import os
 import subprocess
@@ -19,9 +22,9 @@ from fpga import int_ops as ops
 from fpga.hexdump import write_hex_files
 from tests.oracles import need_program
 
-SOURCES = ["rtl/row_linear.v", "rtl/ew_stage.v", "rtl/token_mixer.v", "rtl/channel_mlp.v",
-           "rtl/mean_pool.v", "rtl/stream_fifo.v", "rtl/requant.v", "rtl/hex_rom.v",
-           "rtl/lut_rom.v", "rtl/lerp_unit.v", "tb/stage_harness.v"]
+from fpga.sim import rtl_sources
+
+SOURCES = [f for f in rtl_sources("resmlp") if not f.endswith("/resmlp_top.v")] + ["tb/stage_harness.v"]
 E = ops.LUT_ENTRIES
 
 
@@ -72,6 +75,12 @@ def _ties(acc, s):
     r = acc & ((np.int64(1) << s) - 1)
     tie = m & (r == half)
     return int((tie & (acc > 0)).sum()), int((tie & (acc < 0)).sum())
+
+
+# stream -> (input codes per image, output codes per image): the ROWS of each harness stage
+PER_IMAGE = {0: (5 * 96, 5 * 20), 1: (4 * 8, 4 * 12), 2: (6 * 8, 6 * 6), 3: (4 * 7, 4 * 7),
+             4: (8 * 5, 8 * 5), 5: (48, 48), 6: (48, 48), 7: (48, 48), 8: (48, 6),
+             9: (48, 48), 10: (48, 48), 11: (96, 10), 12: (2 * 12, 2 * 6)}
 
 
 def make_cases(seed=0):
@@ -137,8 +146,9 @@ def make_cases(seed=0):
     t = np.swapaxes(lin("tm.lin", np.swapaxes(aff("tm.aff1", x), -1, -2)), -1, -2)
     cases[5] = (x, ops.add8(aff("tm.aff2", t), r))
 
-    # 6, 7: channel_mlp ReLU (C = 6, H = 10) and LERP-PSA (C = 6, H = 4), 40 tokens each
-    for k, name, H in ((6, "mlpr", 10), (7, "mlpl", 4)):
+    # 6, 7, 9, 10: channel_mlp ReLU (C = 6, H = 10), LERP-PSA (H = 4) and with two lanes
+    # ReLU (H = 12) and LERP-PSA (H = 8), 40 tokens each
+    for k, name, H in ((6, "mlpr", 10), (7, "mlpl", 4), (9, "mlp2r", 12), (10, "mlp2l", 8)):
         w, b, s = _affine_params(rng, C)
         P.update({f"{name}.res.w": w, f"{name}.res.b": b, f"{name}.res.s": s})
         for li, (o, i) in (("lin1", (H, C)), ("lin2", (C, H))):
@@ -146,7 +156,7 @@ def make_cases(seed=0):
             P.update({f"{name}.{li}.W": W, f"{name}.{li}.b": b, f"{name}.{li}.s": s})
         x = _codes(rng, (40, C))
         r = aff(f"{name}.res", x)
-        if name == "mlpl":
+        if name in ("mlpl", "mlp2l"):
             P[f"{name}.lut1"] = rng.integers(-128, 128, (C, E))
             P[f"{name}.lut2"] = rng.integers(-128, 128, (H, E))
             t = ops.lerp8(lin(f"{name}.lin1", ops.lerp8(x, P[f"{name}.lut1"])), P[f"{name}.lut2"])
@@ -161,6 +171,19 @@ def make_cases(seed=0):
     x[2] = 0
     x[2, 0] = [4, -4, 12, -12, 3, -3]        # sums 4, -4, 12, -12: ties of /8
     cases[8] = (x, ops.mean_pool(x))
+
+    # 11: row_linear I = 96, O = 10 folded on 8 multipliers (the head), 20 rows
+    W, b, s = _linear_params(rng, 10, 96)
+    x = _codes(rng, (20, 96))
+    P.update({"head.W": W, "head.b": b, "head.s": s})
+    cases[11] = (x, ops.linear(x, W, b, s))
+
+    # 12: row_linear I = 12, O = 6 folded on 4 multipliers, LERP tables on the outputs
+    W, b, s = _linear_params(rng, 6, 12)
+    lut = rng.integers(-128, 128, (6, E))
+    x = _codes(rng, (30, 12))
+    P.update({"linf.W": W, "linf.b": b, "linf.s": s, "linf.lut": lut})
+    cases[12] = (x, ops.lerp8(ops.linear(x, W, b, s), lut))
     return P, cases, stats
 
 
@@ -172,23 +195,30 @@ def harness_exe():
                        {"M": 6})
 
 
-def run_harness(exe, P, cases, bubble=0, stall=0, seed=1):
+def run_harness(exe, P, cases, bubble=0, stall=0, seed=1, per=PER_IMAGE, expect_ok=True,
+                random_reset=False):
     with tempfile.TemporaryDirectory() as d:
-        write_hex_files(P, {}, os.path.join(d, "hex"))
+        write_hex_files(P, {}, os.path.join(d, "hex"), lanes=2)
         args = [exe, f"+hexdir={os.path.join(d, 'hex')}", f"bubble={bubble}", f"stall={stall}",
                 f"seed={seed}"]
+        if random_reset:    # every register and memory starts from a random value
+            args += ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
         for k, (x, want) in cases.items():
             np.asarray(x, np.int8).tofile(os.path.join(d, f"in{k}.bin"))
             args += [f"in{k}={os.path.join(d, f'in{k}.bin')}", f"out{k}={os.path.join(d, f'out{k}.bin')}",
-                     f"n_out{k}={want.size}"]
+                     f"n_out{k}={want.size}", f"per{k}={per[k][0]}", f"oper{k}={per[k][1]}"]
         proc = subprocess.run(args, capture_output=True, text=True)
+        if not expect_ok:
+            return proc
         assert proc.returncode == 0, proc.stderr + proc.stdout
         return {k: np.fromfile(os.path.join(d, f"out{k}.bin"), np.int8) for k in cases}
 
 
 NAMES = {0: "row_linear (linear)", 1: "row_linear + relu8", 2: "row_linear + lerp8",
          3: "ew_stage affine", 4: "ew_stage lerp8", 5: "token_mixer", 6: "channel_mlp ReLU",
-         7: "channel_mlp LERP-PSA", 8: "mean_pool"}
+         7: "channel_mlp LERP-PSA", 8: "mean_pool", 9: "channel_mlp ReLU, 2 lanes",
+         10: "channel_mlp LERP-PSA, 2 lanes", 11: "row_linear folded (head)",
+         12: "row_linear folded + lerp8"}
 
 
 def test_cases_reach_the_corners():
@@ -199,10 +229,25 @@ def test_cases_reach_the_corners():
     assert stats["aff"]["sat"] > 0
 
 
-@pytest.mark.parametrize("bubble,stall", [(0, 0), (30, 30)])
-def test_every_stage_matches_its_primitive(harness_exe, bubble, stall):
+@pytest.mark.parametrize("bubble,stall,random_reset", [(0, 0, False), (30, 30, True)])
+def test_every_stage_matches_its_primitive(harness_exe, bubble, stall, random_reset):
+    """Full rate from a zeroed power-up, then 30 % bubbles and stalls from random power-up
+    values of every register and memory (a missing reset shows there)."""
     P, cases, _ = make_cases(seed=bubble)
-    got = run_harness(harness_exe, P, cases, bubble, stall, seed=7)
+    got = run_harness(harness_exe, P, cases, bubble, stall, seed=7, random_reset=random_reset)
     bad = {NAMES[k]: int((got[k] != want.reshape(-1)).sum()) for k, (_, want) in cases.items()}
     assert all(v == 0 for v in bad.values()), f"mismatching codes per stage: {bad}"
     assert all(got[k].size == want.size for k, (_, want) in cases.items())
+
+
+@pytest.mark.parametrize("k", [0, 5, 9])
+def test_a_miscounted_stream_raises_err(harness_exe, k):
+    """The end-of-image check: stream k with its images marked one code early (as if the
+    first image were one code short) must stop the testbench with that stream's error flag."""
+    P, cases, _ = make_cases()
+    per = dict(PER_IMAGE)
+    per[k] = (per[k][0] - 1, per[k][1])
+    proc = run_harness(harness_exe, P, {k: cases[k]}, per=per, expect_ok=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert f"stream {k} raised err" in proc.stderr, proc.stderr
+    assert "ERROR" in proc.stdout and "end-of-image marker" in proc.stdout

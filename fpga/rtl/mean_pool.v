@@ -9,14 +9,19 @@
 // the accumulators already take the next image. The result of a rounded
 // mean of int8 values is an int8 value, so no clip is needed.
 //
+// End of image: in_last marks the last element of an image; the stage
+// counts elements itself and raises err (sticky) when in_last disagrees;
+// out_last marks the last mean (channel C - 1) of each image.
+//
 // Parameters
 //   T   tokens per image, a power of two >= 2
 //   C   channels, >= 2
 //
 // Ports (valid/ready streams of signed 8-bit codes)
 //   clk, rst   clock and synchronous active-high reset
-//   in_valid, in_ready, in_data     input elements, token rows in order
-//   out_valid, out_ready, out_data  the C means of each image
+//   in_valid, in_ready, in_data, in_last       input elements, token rows in order
+//   out_valid, out_ready, out_data, out_last   the C means of each image
+//   err        sticky: in_last disagreed with the element count
 
 `default_nettype none
 
@@ -29,9 +34,12 @@ module mean_pool #(
     input  wire              in_valid,
     output wire              in_ready,
     input  wire signed [7:0] in_data,
+    input  wire              in_last,
     output wire              out_valid,
     input  wire              out_ready,
-    output wire signed [7:0] out_data
+    output wire signed [7:0] out_data,
+    output wire              out_last,
+    output reg               err
 );
     localparam integer TW = $clog2(T);
     localparam integer CW = $clog2(C);
@@ -86,7 +94,9 @@ module mean_pool #(
             busy <= 1'b0;
             oc   <= {CW{1'b0}};
             snap <= 1'b0;
+            err  <= 1'b0;
         end else begin
+            if (take && (in_last != last_pos)) err <= 1'b1;
             if (take) begin
                 pc <= (pc == C[CW-1:0] - 1'b1) ? {CW{1'b0}} : pc + 1'b1;
                 if (pc == C[CW-1:0] - 1'b1) pt <= pt + 1'b1;   // T = 2^TW wraps by itself
@@ -104,6 +114,13 @@ module mean_pool #(
     end
     assign out_valid = busy;
     assign out_data  = pvec[oc*8 +: 8];
+    assign out_last  = (oc == C[CW-1:0] - 1'b1);
+`ifndef SYNTHESIS
+    always @(posedge clk)
+        if (!rst && take && (in_last != last_pos) && !err)
+            $display("ERROR %m: end-of-image marker %0d at token %0d channel %0d of %0d x %0d",
+                     in_last, pt, pc, T, C);
+`endif
 endmodule
 
 `default_nettype wire

@@ -6,22 +6,27 @@
 //   u = linear(a^T, lin)^T        W (T, T): output token x input token
 //   y = add8(affine(u, aff2), r)
 //
-// Three phases, each with its own pair of buffers (ping-pong), so that
-// three consecutive images are in flight at once:
-//   fill     takes one element per clock, computes both affines and writes
-//            a into the transpose buffer A (one word per channel holding the
-//            whole token column) and r into the residual buffer R;
-//   compute  once an image is in A and R: for each channel c (outer) and
-//            output token o (inner), one element per clock: reads column c
-//            of A and row o of the weight ROM, the dot product over all T
-//            input tokens fully unrolled, shift, bias, clip, the aff2
-//            affine and the residual add, written to the output buffer B at
-//            (o, c);
-//   drain    once an image is in B: streams it out in token-row order,
-//            one element per clock (valid/ready, through a small FIFO).
-// Each phase takes T * C clocks per image; fill accepts the next image as
-// soon as its buffer is free, so the block sustains one image per about
-// T * C clocks.
+// Two phases, each image in a ping-pong pair of buffers, so that two
+// consecutive images are in flight at once:
+//   fill     takes one element per clock, computes both affines (affine_unit,
+//            pipelined) and writes a into the transpose buffer A (one word
+//            per channel holding the whole token column) and r into the
+//            residual buffer R;
+//   compute  once an image is complete in A and R, produces the output in
+//            stream order, one element per clock: for each output token o
+//            (outer) and channel c (inner) it reads column c of A and row o
+//            of the weight ROM, forms the dot product over the T input
+//            tokens (dot_tree: registered multipliers, balanced pipelined
+//            adder tree), shift, bias, clip (requant), the aff2 affine and
+//            the residual add, and writes the element into a credit_fifo.
+// The output leaves in token-row order as it is computed: no output buffer.
+// Each phase takes T * C clocks per image, so the block sustains one image
+// per T * C clocks; an element's latency is its image's fill plus the
+// compute pipeline (1 + dot_tree + 3 + 4 clocks).
+//
+// End of image: in_last marks the last element of an image; the fill counts
+// elements itself and raises err (sticky) when in_last disagrees; out_last
+// marks the last element of each output image.
 //
 // Parameter files (see fpga/README.md): <NAME>.res.{w,b,s}.hex,
 // <NAME>.aff1.{w,b,s}.hex, <NAME>.aff2.{w,b,s}.hex (C lines each);
@@ -31,20 +36,23 @@
 // Parameters
 //   T       tokens per image, >= 2
 //   C       channels, >= 2
+//   LPS     adder levels per pipeline stage of the dot products, >= 1
 //   NAME    tensor-name prefix, e.g. "blocks.0.tm"
 //   HEXDIR  hex folder when no +hexdir= plusarg is given (synthesis)
-//   FAW     log2 of the output FIFO depth (>= 2 keeps one element per clock)
+//   FAW     log2 of the output FIFO depth, at least (raised to cover the pipeline)
 //
 // Ports (valid/ready streams of signed 8-bit codes, token rows in order)
 //   clk, rst   clock and synchronous active-high reset
-//   in_valid, in_ready, in_data     input elements
-//   out_valid, out_ready, out_data  output elements
+//   in_valid, in_ready, in_data, in_last       input elements
+//   out_valid, out_ready, out_data, out_last   output elements
+//   err        sticky: in_last disagreed with the element count, or the FIFO overflowed
 
 `default_nettype none
 
 module token_mixer #(
     parameter integer T      = 64,
     parameter integer C      = 96,
+    parameter integer LPS    = 2,
     parameter         NAME   = "blocks.0.tm",
     parameter         HEXDIR = ".",
     parameter integer FAW    = 3
@@ -54,257 +62,192 @@ module token_mixer #(
     input  wire              in_valid,
     output wire              in_ready,
     input  wire signed [7:0] in_data,
+    input  wire              in_last,
     output wire              out_valid,
     input  wire              out_ready,
-    output wire signed [7:0] out_data
+    output wire signed [7:0] out_data,
+    output wire              out_last,
+    output wire              err
 );
     localparam integer TW   = $clog2(T);
     localparam integer CW   = $clog2(C);
     localparam integer TC   = T * C;
     localparam integer NW   = $clog2(2 * TC);      // address of a buffer pair
     localparam integer AAW  = $clog2(2 * C);       // word address of A
-    localparam integer ACCW = 17 + $clog2(T);
+    localparam integer ACCW = 16 + TW;             // a dot product of T products
+    localparam integer DT   = 1 + (TW + LPS - 1) / LPS;
+    localparam integer LAT  = 1 + DT + 3 + 4;      // issue to FIFO
+    localparam integer NEED = $clog2(LAT + 4);
+    localparam integer AWF  = (FAW > NEED) ? FAW : NEED;
 
     // Buffers (two images each): A transposed (a word per channel: token t
-    // in byte t), R and B in token-row order (address t * C + c).
+    // in byte t), R in token-row order (address t * C + c).
     reg [T*8-1:0]    amem [0:2*C-1];
     reg signed [7:0] rmem [0:2*TC-1];
-    reg signed [7:0] bmem [0:2*TC-1];
     reg [1:0]        full_a;   // image complete in A/R half k
-    reg [1:0]        full_b;   // image complete in B half k
 
     // ================= fill =================
     reg [CW-1:0] fc;
     reg [TW-1:0] ft;
     reg [NW-1:0] fn;
-    reg          fb;
+    reg          fb, last_err;
     assign in_ready = !full_a[fb];
     wire take  = in_valid && in_ready;
     wire flast = (fc == C[CW-1:0] - 1'b1) && (ft == T[TW-1:0] - 1'b1);
     always @(posedge clk) begin
         if (rst) begin
-            fc <= {CW{1'b0}};
-            ft <= {TW{1'b0}};
-            fn <= {NW{1'b0}};
-            fb <= 1'b0;
+            fc       <= {CW{1'b0}};
+            ft       <= {TW{1'b0}};
+            fn       <= {NW{1'b0}};
+            fb       <= 1'b0;
+            last_err <= 1'b0;
         end else if (take) begin
             fc <= (fc == C[CW-1:0] - 1'b1) ? {CW{1'b0}} : fc + 1'b1;
             if (fc == C[CW-1:0] - 1'b1) ft <= ft + 1'b1;   // wraps at T = 2^TW or by flast
             if (flast) ft <= {TW{1'b0}};
             fn <= flast ? {NW{1'b0}} : fn + 1'b1;
             if (flast) fb <= ~fb;
+            if (in_last != flast) last_err <= 1'b1;
         end
     end
+`ifndef SYNTHESIS
+    always @(posedge clk)
+        if (!rst && take && (in_last != flast) && !last_err)
+            $display("ERROR %m: end-of-image marker %0d at token %0d channel %0d of %0d x %0d",
+                     in_last, ft, fc, T, C);
+`endif
 
     wire signed [7:0] res_w, res_b, aff1_w, aff1_b;
     wire [4:0]        res_s, aff1_s;
-    hex_rom #(.WIDTH(8), .DEPTH(C), .AW(CW), .FILE({NAME, ".res.w.hex"}), .HEXDIR(HEXDIR))
-        rom_res_w (.clk(clk), .addr(fc), .data(res_w));
-    hex_rom #(.WIDTH(8), .DEPTH(C), .AW(CW), .FILE({NAME, ".res.b.hex"}), .HEXDIR(HEXDIR))
-        rom_res_b (.clk(clk), .addr(fc), .data(res_b));
-    hex_rom #(.WIDTH(5), .DEPTH(C), .AW(CW), .FILE({NAME, ".res.s.hex"}), .HEXDIR(HEXDIR))
-        rom_res_s (.clk(clk), .addr(fc), .data(res_s));
-    hex_rom #(.WIDTH(8), .DEPTH(C), .AW(CW), .FILE({NAME, ".aff1.w.hex"}), .HEXDIR(HEXDIR))
-        rom_aff1_w (.clk(clk), .addr(fc), .data(aff1_w));
-    hex_rom #(.WIDTH(8), .DEPTH(C), .AW(CW), .FILE({NAME, ".aff1.b.hex"}), .HEXDIR(HEXDIR))
-        rom_aff1_b (.clk(clk), .addr(fc), .data(aff1_b));
-    hex_rom #(.WIDTH(5), .DEPTH(C), .AW(CW), .FILE({NAME, ".aff1.s.hex"}), .HEXDIR(HEXDIR))
-        rom_aff1_s (.clk(clk), .addr(fc), .data(aff1_s));
+    affine_rom #(.C(C), .NAME({NAME, ".res"}), .HEXDIR(HEXDIR)) rom_res (
+        .clk(clk), .addr(fc), .w(res_w), .b(res_b), .s(res_s));
+    affine_rom #(.C(C), .NAME({NAME, ".aff1"}), .HEXDIR(HEXDIR)) rom_aff1 (
+        .clk(clk), .addr(fc), .w(aff1_w), .b(aff1_b), .s(aff1_s));
 
+    localparam integer FSW = CW + TW + NW + 2;     // channel, token, position, half, image end
     reg signed [7:0] fx1;
-    reg [CW-1:0]     fc1;
-    reg [TW-1:0]     ft1;
-    reg [NW-1:0]     fn1;
-    reg              fb1, fv1, flast1;
+    reg [FSW-1:0]    fside1;
+    reg              fv1;
     always @(posedge clk) begin
         fx1    <= in_data;
-        fc1    <= fc;
-        ft1    <= ft;
-        fn1    <= fn;
-        fb1    <= fb;
-        flast1 <= flast;
+        fside1 <= {fc, ft, fn, fb, flast};
         fv1    <= rst ? 1'b0 : take;
     end
-    wire signed [15:0] res_p  = fx1 * res_w;
-    wire signed [15:0] aff1_p = fx1 * aff1_w;
-    wire signed [7:0]  r_val, a_val;
-    requant #(.AW(16)) rq_res  (.acc(res_p),  .s(res_s),  .b(res_b),  .y(r_val));
-    requant #(.AW(16)) rq_aff1 (.acc(aff1_p), .s(aff1_s), .b(aff1_b), .y(a_val));
-    wire [NW-1:0]  r_waddr = fn1 + (fb1 ? TC[NW-1:0] : {NW{1'b0}});
-    wire [AAW-1:0] a_waddr = {{(AAW-CW){1'b0}}, fc1} + (fb1 ? C[AAW-1:0] : {AAW{1'b0}});
+    wire              fv5, fv5_a;
+    wire signed [7:0] r_val, a_val;
+    wire [FSW-1:0]    fside5;
+    wire              unused_aside;
+    affine_unit #(.SW(FSW)) aff_res (
+        .clk(clk), .rst(rst), .in_valid(fv1), .in_x(fx1), .in_w(res_w), .in_b(res_b), .in_s(res_s),
+        .in_side(fside1), .out_valid(fv5), .out_y(r_val), .out_side(fside5));
+    affine_unit #(.SW(1)) aff_a1 (
+        .clk(clk), .rst(rst), .in_valid(fv1), .in_x(fx1), .in_w(aff1_w), .in_b(aff1_b), .in_s(aff1_s),
+        .in_side(1'b0), .out_valid(fv5_a), .out_y(a_val), .out_side(unused_aside));
+    wire [CW-1:0]  fc5 = fside5[FSW-1 -: CW];
+    wire [TW-1:0]  ft5 = fside5[NW+TW+1 -: TW];
+    wire [NW-1:0]  fn5 = fside5[NW+1 -: NW];
+    wire           fb5 = fside5[1];
+    wire           flast5 = fside5[0];
+    wire [NW-1:0]  r_waddr = fn5 + (fb5 ? TC[NW-1:0] : {NW{1'b0}});
+    wire [AAW-1:0] a_waddr = {{(AAW-CW){1'b0}}, fc5} + (fb5 ? C[AAW-1:0] : {AAW{1'b0}});
     always @(posedge clk) begin
-        if (fv1) begin
+        if (fv5) begin
             rmem[r_waddr] <= r_val;
-            amem[a_waddr][ft1*8 +: 8] <= a_val;
+            amem[a_waddr][ft5*8 +: 8] <= a_val;
         end
     end
+    wire unused_fill = &{1'b0, fv5_a, unused_aside};
 
-    // ================= compute =================
-    reg          cb, bw;
+    // ================= compute (stream order) =================
+    reg          cb;
     reg [CW-1:0] cc;
     reg [TW-1:0] co;
     reg [NW-1:0] cn;        // co * C + cc
-    wire cissue = full_a[cb] && !full_b[bw];
+    wire can_claim;
+    wire cissue = full_a[cb] && can_claim;
     wire clast  = (cc == C[CW-1:0] - 1'b1) && (co == T[TW-1:0] - 1'b1);
-    wire olast  = (co == T[TW-1:0] - 1'b1);
+    wire clastc = (cc == C[CW-1:0] - 1'b1);
     always @(posedge clk) begin
         if (rst) begin
             cb <= 1'b0;
-            bw <= 1'b0;
             cc <= {CW{1'b0}};
             co <= {TW{1'b0}};
             cn <= {NW{1'b0}};
         end else if (cissue) begin
-            co <= olast ? {TW{1'b0}} : co + 1'b1;
-            if (olast) cc <= (cc == C[CW-1:0] - 1'b1) ? {CW{1'b0}} : cc + 1'b1;
-            cn <= clast ? {NW{1'b0}}
-                : olast ? {{(NW-CW){1'b0}}, cc} + 1'b1
-                : cn + C[NW-1:0];
-            if (clast) begin
-                cb <= ~cb;
-                bw <= ~bw;
-            end
+            cc <= clastc ? {CW{1'b0}} : cc + 1'b1;
+            if (clastc) co <= co + 1'b1;                  // wraps at T = 2^TW
+            cn <= clast ? {NW{1'b0}} : cn + 1'b1;
+            if (clast) cb <= ~cb;
         end
     end
 
-    // stage 1: column of A, weight row, residual, per-row parameters
+    // stage 1: column of A, residual, weight row, per-row and per-channel parameters
     wire [AAW-1:0] a_raddr = {{(AAW-CW){1'b0}}, cc} + (cb ? C[AAW-1:0] : {AAW{1'b0}});
     wire [NW-1:0]  r_raddr = cn + (cb ? TC[NW-1:0] : {NW{1'b0}});
     reg [T*8-1:0]    ca1;
     reg signed [7:0] cr1;
+    reg              cv1, clast1;
     always @(posedge clk) begin
-        ca1 <= amem[a_raddr];
-        cr1 <= rmem[r_raddr];
-    end
-    wire [T*8-1:0]    w1;
-    wire signed [7:0] lb1, a2w1, a2b1;
-    wire [4:0]        ls1, a2s1;
-    hex_rom #(.WIDTH(T*8), .DEPTH(T), .AW(TW), .FILE({NAME, ".lin.W.hex"}), .HEXDIR(HEXDIR))
-        rom_lin_w (.clk(clk), .addr(co), .data(w1));
-    hex_rom #(.WIDTH(8), .DEPTH(T), .AW(TW), .FILE({NAME, ".lin.b.hex"}), .HEXDIR(HEXDIR))
-        rom_lin_b (.clk(clk), .addr(co), .data(lb1));
-    hex_rom #(.WIDTH(5), .DEPTH(T), .AW(TW), .FILE({NAME, ".lin.s.hex"}), .HEXDIR(HEXDIR))
-        rom_lin_s (.clk(clk), .addr(co), .data(ls1));
-    hex_rom #(.WIDTH(8), .DEPTH(C), .AW(CW), .FILE({NAME, ".aff2.w.hex"}), .HEXDIR(HEXDIR))
-        rom_aff2_w (.clk(clk), .addr(cc), .data(a2w1));
-    hex_rom #(.WIDTH(8), .DEPTH(C), .AW(CW), .FILE({NAME, ".aff2.b.hex"}), .HEXDIR(HEXDIR))
-        rom_aff2_b (.clk(clk), .addr(cc), .data(a2b1));
-    hex_rom #(.WIDTH(5), .DEPTH(C), .AW(CW), .FILE({NAME, ".aff2.s.hex"}), .HEXDIR(HEXDIR))
-        rom_aff2_s (.clk(clk), .addr(cc), .data(a2s1));
-    reg [NW-1:0] cn1;
-    reg          bw1, cv1, clast1;
-    always @(posedge clk) begin
-        cn1    <= cn;
-        bw1    <= bw;
+        ca1    <= amem[a_raddr];
+        cr1    <= rmem[r_raddr];
         clast1 <= clast;
         cv1    <= rst ? 1'b0 : cissue;
     end
+    wire [T*8-1:0]    w1;
+    wire [7:0]        lb1;
+    wire [4:0]        ls1;
+    wire signed [7:0] a2w1, a2b1;
+    wire [4:0]        a2s1;
+    linear_rom #(.I(T), .O(T), .LO(1), .NAME({NAME, ".lin"}), .HEXDIR(HEXDIR)) rom_lin (
+        .clk(clk), .addr(co), .w(w1), .b(lb1), .s(ls1));
+    affine_rom #(.C(C), .NAME({NAME, ".aff2"}), .HEXDIR(HEXDIR)) rom_aff2 (
+        .clk(clk), .addr(cc), .w(a2w1), .b(a2b1), .s(a2s1));
 
-    // stage 2: the dot product over the T input tokens, fully unrolled
-    reg signed [ACCW-1:0] dot;
-    reg signed [15:0]     prod;
-    integer j;
-    always @* begin
-        dot = {ACCW{1'b0}};
-        for (j = 0; j < T; j = j + 1) begin
-            prod = $signed(w1[j*8 +: 8]) * $signed(ca1[j*8 +: 8]);
-            dot  = dot + {{(ACCW-16){prod[15]}}, prod};
-        end
-    end
-    reg signed [ACCW-1:0] acc2;
-    reg signed [7:0]      lb2, a2w2, a2b2, cr2;
-    reg [4:0]             ls2, a2s2;
-    reg [NW-1:0]          cn2;
-    reg                   bw2, cv2, clast2;
-    always @(posedge clk) begin
-        acc2   <= dot;
-        lb2    <= lb1;
-        ls2    <= ls1;
-        a2w2   <= a2w1;
-        a2b2   <= a2b1;
-        a2s2   <= a2s1;
-        cr2    <= cr1;
-        cn2    <= cn1;
-        bw2    <= bw1;
-        clast2 <= clast1;
-        cv2    <= rst ? 1'b0 : cv1;
-    end
+    // dot product over the T input tokens
+    localparam integer CSW = 8 + 5 + 8 + 8 + 5 + 8 + 1;   // lin b, s; aff2 w, b, s; r; image end
+    wire                  dv;
+    wire signed [ACCW-1:0] dsum;
+    wire [CSW-1:0]        dside;
+    dot_tree #(.N(T), .LPS(LPS), .SW(CSW)) dot (
+        .clk(clk), .rst(rst), .in_valid(cv1), .in_a(w1), .in_b(ca1),
+        .in_side({lb1, ls1, a2w1, a2b1, a2s1, cr1, clast1}),
+        .out_valid(dv), .out_sum(dsum), .out_side(dside));
 
-    // stage 3: shift, bias, clip of the token Linear
-    wire signed [7:0] u2;
-    requant #(.AW(ACCW)) rq_lin (.acc(acc2), .s(ls2), .b(lb2), .y(u2));
-    reg signed [7:0] u3, a2w3, a2b3, cr3;
-    reg [4:0]        a2s3;
-    reg [NW-1:0]     cn3;
-    reg              bw3, cv3, clast3;
-    always @(posedge clk) begin
-        u3     <= u2;
-        a2w3   <= a2w2;
-        a2b3   <= a2b2;
-        a2s3   <= a2s2;
-        cr3    <= cr2;
-        cn3    <= cn2;
-        bw3    <= bw2;
-        clast3 <= clast2;
-        cv3    <= rst ? 1'b0 : cv2;
-    end
+    // shift, bias, clip of the token Linear
+    wire              uv;
+    wire signed [7:0] u;
+    wire [29:0]       uside;                               // aff2 w, b, s; r; image end
+    requant #(.AW(ACCW), .RELU(0), .SW(30)) rq_lin (
+        .clk(clk), .rst(rst), .in_valid(dv), .in_acc(dsum), .in_s(dside[CSW-9 -: 5]),
+        .in_b(dside[CSW-1 -: 8]), .in_side(dside[29:0]),
+        .out_valid(uv), .out_y(u), .out_side(uside));
 
-    // stage 4: aff2, the residual add, write to B
-    wire signed [15:0] a2p = u3 * a2w3;
-    wire signed [7:0]  z3;
-    requant #(.AW(16)) rq_aff2 (.acc(a2p), .s(a2s3), .b(a2b3), .y(z3));
-    wire signed [8:0]  sum3 = {z3[7], z3} + {cr3[7], cr3};
-    wire signed [7:0]  y3   = (sum3 > 9'sd127) ? 8'sd127 : (sum3 < -9'sd128) ? -8'sd128 : sum3[7:0];
-    wire [NW-1:0]      b_waddr = cn3 + (bw3 ? TC[NW-1:0] : {NW{1'b0}});
-    always @(posedge clk) begin
-        if (cv3) bmem[b_waddr] <= y3;
-    end
+    // aff2, then the residual add
+    wire              zv;
+    wire signed [7:0] z;
+    wire [8:0]        zside;                               // r; image end
+    affine_unit #(.SW(9)) aff_a2 (
+        .clk(clk), .rst(rst), .in_valid(uv), .in_x(u), .in_w(uside[29 -: 8]), .in_b(uside[21 -: 8]),
+        .in_s(uside[13 -: 5]), .in_side(uside[8:0]),
+        .out_valid(zv), .out_y(z), .out_side(zside));
+    wire signed [7:0] zr  = zside[8:1];
+    wire signed [8:0] sum = {z[7], z} + {zr[7], zr};
+    wire signed [7:0] y   = (sum > 9'sd127) ? 8'sd127 : (sum < -9'sd128) ? -8'sd128 : sum[7:0];
 
-    // ================= drain =================
-    reg          db;
-    reg [NW-1:0] dn;
-    reg [FAW:0]  credits;
-    wire         pop;
-    wire dissue = full_b[db] && (credits != {(FAW+1){1'b0}});
-    wire dlast  = (dn == TC[NW-1:0] - 1'b1);
-    always @(posedge clk) begin
-        if (rst) begin
-            db      <= 1'b0;
-            dn      <= {NW{1'b0}};
-            credits <= 1 << FAW;
-        end else begin
-            if (dissue) begin
-                dn <= dlast ? {NW{1'b0}} : dn + 1'b1;
-                if (dlast) db <= ~db;
-            end
-            credits <= credits - {{FAW{1'b0}}, dissue} + {{FAW{1'b0}}, pop};
-        end
-    end
-    wire [NW-1:0]    b_raddr = dn + (db ? TC[NW-1:0] : {NW{1'b0}});
-    reg signed [7:0] dd1;
-    reg              dv1;
-    always @(posedge clk) begin
-        dd1 <= bmem[b_raddr];
-        dv1 <= rst ? 1'b0 : dissue;
-    end
-    wire fifo_in_ready;  // always high when an element arrives: the credits reserved its slot
-    stream_fifo #(.W(8), .AW(FAW)) fifo (
-        .clk(clk), .rst(rst),
-        .in_valid(dv1), .in_ready(fifo_in_ready), .in_data(dd1),
-        .out_valid(out_valid), .out_ready(out_ready), .out_data(out_data));
-    assign pop = out_valid && out_ready;
-    wire unused_ready = fifo_in_ready;
+    wire fifo_err;
+    credit_fifo #(.W(9), .AW(AWF)) fifo (
+        .clk(clk), .rst(rst), .claim(cissue), .can_claim(can_claim),
+        .in_valid(zv), .in_data({zside[0], y}),
+        .out_valid(out_valid), .out_ready(out_ready), .out_data({out_last, out_data}), .err(fifo_err));
+    assign err = last_err | fifo_err;
 
     // ================= buffer flags =================
     always @(posedge clk) begin
         if (rst) begin
             full_a <= 2'b00;
-            full_b <= 2'b00;
         end else begin
-            if (cissue && clast) full_a[cb] <= 1'b0;   // last column read this edge
-            if (fv1 && flast1)   full_a[fb1] <= 1'b1;  // last element written this edge
-            if (dissue && dlast) full_b[db] <= 1'b0;
-            if (cv3 && clast3)   full_b[bw3] <= 1'b1;
+            if (cissue && clast)  full_a[cb]  <= 1'b0;   // last column read this edge
+            if (fv5 && flast5)    full_a[fb5] <= 1'b1;   // last element written this edge
         end
     end
 endmodule

@@ -1,8 +1,10 @@
 // Verilator testbench for resmlp_top: streams images back to back through the
-// pipeline, collects the logits and the timing of every image.
+// pipeline, collects the logits and the timing of every image, and checks the
+// stream protocol on the way.
 //
 //   Vresmlp_top +hexdir=DIR in=X.bin out=Y.bin timing=T.txt images=N
-//               in_per_image=T*P out_per_image=K [bubble=PCT] [stall=PCT] [seed=S]
+//               in_per_image=T*P out_per_image=K [in_stall=P] [out_stall=P]
+//               [hold=L] [drop=I] [seed=S] [+verilator+rand+reset+2 +verilator+seed+S]
 //
 // +hexdir=DIR   folder of the parameter hex files (read by the RTL's $readmemh)
 // X.bin         N * in_per_image signed bytes, image after image, token rows in order
@@ -10,12 +12,24 @@
 // T.txt         written: one line per image, "first_in last_in last_out" in clock
 //               cycles (first_in: the clock its first code was taken; last_out: the
 //               clock its last logit was taken)
-// bubble=PCT    hold in_valid low on PCT % of the clocks (random, seeded)
-// stall=PCT     hold out_ready low on PCT % of the clocks (random, seeded)
+// in_stall=P    hold in_valid low on each clock with probability P (0 <= P < 1, seeded)
+// out_stall=P   hold out_ready low on each clock with probability P
+// hold=L        also hold out_ready low in every second window of L clocks (clocks L..2L-1,
+//               3L..4L-1, ...): long stretches, so that back-pressure reaches the input
+// drop=I        leave out input code number I (0-based) while keeping every image's
+//               end-of-image marker on its last code: a miscounted stream
+// +verilator+rand+reset+2  random power-up values of every register and memory
+//
+// in_last is driven high on the last code of every image. Checked on every clock:
+// the err port must stay 0 (each bit is a stage's end-of-image or FIFO check) and
+// out_last must be high exactly on every out_per_image-th logit.
 //
 // Prints "image I CYCLE" as each image's last logit leaves, then one line
-// "cycles=C images=N", and exits 0, or names the problem and
-// exits 1 (no progress for 4 000 000 clocks: the pipeline is stuck).
+// "cycles=C images=N max_in_refused=R" (R: the longest run of clocks in which a code
+// was offered and not taken, to show how far back-pressure reached), and exits 0. Exits 1 naming the problem when a stage
+// raises err ("err stage=B"), when out_last is wrong, or when nothing moves for
+// 4 000 000 clocks (the pipeline is stuck); 2 on bad arguments.
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -46,24 +60,39 @@ int main(int argc, char **argv) {
     const long images = std::atol(arg(argc, argv, "images", nullptr));
     const long in_per = std::atol(arg(argc, argv, "in_per_image", nullptr));
     const long out_per = std::atol(arg(argc, argv, "out_per_image", nullptr));
-    const int bubble = std::atoi(arg(argc, argv, "bubble", "0"));
-    const int stall = std::atoi(arg(argc, argv, "stall", "0"));
+    const double in_stall = std::atof(arg(argc, argv, "in_stall", "0"));
+    const double out_stall = std::atof(arg(argc, argv, "out_stall", "0"));
+    const long hold = std::atol(arg(argc, argv, "hold", "0"));
+    const long drop = std::atol(arg(argc, argv, "drop", "-1"));
     std::mt19937 rng(std::atoi(arg(argc, argv, "seed", "1")));
-    if (images < 1 || in_per < 1 || out_per < 1) {
-        std::fprintf(stderr, "tb_resmlp: images, in_per_image, out_per_image must be >= 1\n");
+    std::uniform_real_distribution<double> uni(0.0, 1.0);
+    if (images < 1 || in_per < 1 || out_per < 1 || in_stall < 0 || in_stall >= 1 ||
+        out_stall < 0 || out_stall >= 1 || hold < 0) {
+        std::fprintf(stderr, "tb_resmlp: need images, in_per_image, out_per_image >= 1, "
+                             "stalls in [0, 1), hold >= 0\n");
         return 2;
     }
 
-    std::vector<int8_t> in(images * in_per);
+    std::vector<int8_t> raw(images * in_per);
     std::FILE *f = std::fopen(in_path.c_str(), "rb");
-    if (!f || std::fread(in.data(), 1, in.size(), f) != in.size()) {
-        std::fprintf(stderr, "tb_resmlp: cannot read %ld bytes from %s\n", (long)in.size(), in_path.c_str());
+    if (!f || std::fread(raw.data(), 1, raw.size(), f) != raw.size()) {
+        std::fprintf(stderr, "tb_resmlp: cannot read %ld bytes from %s\n", (long)raw.size(), in_path.c_str());
         return 2;
     }
     std::fclose(f);
+    // The input stream: codes with their end-of-image marker and image index.
+    std::vector<int8_t> in;
+    std::vector<uint8_t> last;
+    std::vector<long> img_of;
+    for (size_t n = 0; n < raw.size(); ++n) {
+        if ((long)n == drop) continue;
+        in.push_back(raw[n]);
+        last.push_back((long)(n % in_per) == in_per - 1);
+        img_of.push_back((long)(n / in_per));
+    }
 
     auto ctx = std::make_unique<VerilatedContext>();
-    ctx->commandArgs(argc, argv);  // +hexdir= reaches $value$plusargs
+    ctx->commandArgs(argc, argv);  // +hexdir=, +verilator+rand+reset+ reach the model
     auto top = std::make_unique<Vresmlp_top>(ctx.get());
 
     std::vector<int8_t> out;
@@ -71,11 +100,13 @@ int main(int argc, char **argv) {
     std::vector<uint64_t> first_in(images, 0), last_in(images, 0), last_out(images, 0);
     uint64_t cycle = 0, last_progress = 0;
     size_t next = 0;
+    long prev_img = -1;
 
     top->clk = 0;
     top->rst = 1;
     top->in_valid = 0;
     top->in_data = 0;
+    top->in_last = 0;
     top->out_ready = 0;
     for (int i = 0; i < 4; ++i) {
         top->clk = 0; top->eval();
@@ -83,30 +114,53 @@ int main(int argc, char **argv) {
     }
     top->rst = 0;
 
-    while (out.size() < in.size() / in_per * out_per) {
-        const bool offer = next < in.size() && (bubble <= 0 || (int)(rng() % 100) >= bubble);
-        const bool ready = stall <= 0 || (int)(rng() % 100) >= stall;
+    bool held = false;
+    uint64_t refused = 0, max_refused = 0;
+    while (out.size() < (size_t)(images * out_per)) {
+        if (hold > 0) held = (cycle / hold) % 2 == 1;
+        const bool offer = next < in.size() && (in_stall <= 0 || uni(rng) >= in_stall);
+        const bool ready = !held && (out_stall <= 0 || uni(rng) >= out_stall);
         top->clk = 0;
         top->in_valid = offer;
         top->in_data = offer ? (uint8_t)in[next] : 0;
+        top->in_last = offer ? last[next] : 0;
         top->out_ready = ready;
         top->eval();
         const bool took = offer && top->in_ready;
+        if (offer && !took) max_refused = std::max(max_refused, ++refused);
+        else if (took) refused = 0;
         const bool gave = ready && top->out_valid;
         const int8_t logit = (int8_t)top->out_data;
+        const bool logit_last = top->out_last;
         top->clk = 1;
         top->eval();
         ++cycle;
+        if (top->err) {
+            uint64_t e = top->err;
+            int b = 0;
+            while (!(e & 1)) { e >>= 1; ++b; }
+            std::printf("cycles=%llu err stage=%d\n", (unsigned long long)cycle, b);
+            std::fprintf(stderr, "tb_resmlp: stage %d raised err at clock %llu (end-of-image "
+                         "marker or FIFO check)\n", b, (unsigned long long)cycle);
+            return 1;
+        }
         if (took) {
-            const long img = (long)(next / in_per);
-            if (next % in_per == 0) first_in[img] = cycle;
-            if (next % in_per == (size_t)in_per - 1) last_in[img] = cycle;
+            const long img = img_of[next];
+            if (img != prev_img) first_in[img] = cycle;
+            prev_img = img;
+            if (last[next]) last_in[img] = cycle;
             ++next;
             last_progress = cycle;
         }
         if (gave) {
             out.push_back(logit);
-            if (out.size() % out_per == 0) {
+            const bool want_last = out.size() % out_per == 0;
+            if (logit_last != want_last) {
+                std::fprintf(stderr, "tb_resmlp: out_last is %d on logit %zu (expected %d)\n",
+                             (int)logit_last, out.size() - 1, (int)want_last);
+                return 1;
+            }
+            if (want_last) {
                 last_out[out.size() / out_per - 1] = cycle;
                 std::printf("image %zu %llu\n", out.size() / out_per - 1, (unsigned long long)cycle);
                 std::fflush(stdout);
@@ -136,6 +190,7 @@ int main(int argc, char **argv) {
         std::fprintf(f, "%llu %llu %llu\n", (unsigned long long)first_in[i],
                      (unsigned long long)last_in[i], (unsigned long long)last_out[i]);
     std::fclose(f);
-    std::printf("cycles=%llu images=%ld\n", (unsigned long long)cycle, images);
+    std::printf("cycles=%llu images=%ld max_in_refused=%llu\n", (unsigned long long)cycle, images,
+                (unsigned long long)max_refused);
     return 0;
 }
