@@ -1,11 +1,13 @@
-"""Yosys figures of the streaming INT8 ResMLP pipeline, stage by stage (``make -C fpga synth-resmlp``).
+"""Yosys figures of both INT8 ResMLP accelerators, stage by stage (``make -C fpga synth-resmlp``).
 
   python -m fpga.synth_resmlp --out fpga/build/synth_resmlp [--params quant_params.npz]
       [--stages a,b] [--flows generic,xilinx,ltp] [--rtl-rev REV] [--timeout S]
 
 Resources (flows ``generic`` and ``xilinx``): each distinct part of the streaming pipeline
 (``rtl/resmlp_top.v``: the embed Linear, one token mixer, the parts of one channel MLP for
-each configuration, the mean pool, the folded head) is synthesised on its own: the coarse part of Yosys' generic ``synth`` (word-level
+each configuration, the mean pool, the folded head) and the fixed-SIMD engine
+(``rtl/simd_top.v``, one run per model: buffers for its hidden width, LERP lanes only for
+LERP-PSA) is synthesised on its own: the coarse part of Yosys' generic ``synth`` (word-level
 cells) and ``synth_xilinx -family xcup`` (UltraScale+ LUT / FF / DSP48E2 / RAMB). A streaming
 configuration's totals are embed + DEPTH x (token mixer + channel-MLP parts) + pool + head:
 the blocks differ only in their ROM contents, and the channel MLP is the sum of its parts
@@ -86,6 +88,10 @@ def stages() -> Dict[str, tuple]:
         "mean_pool": ("mean_pool", {"T": 64, "C": 96}, None, r),
         "head": ("row_linear", {"I": 96, "O": 10, "FOLD": 12, "ROWS": 1, "NAME": _s("head")},
                  "relu_h1_p16", r),
+        # --- the fixed-SIMD engine, one per model
+        "simd_relu_h2": ("simd_top", {"HMAX": 192, "LERP": 0}, None, "simd"),
+        "simd_relu_h1": ("simd_top", {"HMAX": 96, "LERP": 0}, None, "simd"),
+        "simd_psa_h1": ("simd_top", {"HMAX": 96, "LERP": 1}, None, "simd"),
         # --- logic depth: small outputs and buffers, the model's dot-product widths
         "ltp_linear_i16": ("row_linear", {"I": 16, "O": 8, "ROWS": 64, "NAME": _s("ltp.i16")}, "ltp", r),
         "ltp_linear_i48": ("row_linear", {"I": 48, "O": 8, "ROWS": 64, "NAME": _s("ltp.i48")}, "ltp", r),
@@ -95,6 +101,7 @@ def stages() -> Dict[str, tuple]:
         "ltp_token_mixer": ("token_mixer", {"T": 64, "C": 4, "NAME": _s("ltp.tm")}, "ltp", r),
         "ltp_head": ("row_linear", {"I": 96, "O": 10, "FOLD": 12, "ROWS": 1, "NAME": _s("head")},
                      "relu_h1_p16", r),
+        "ltp_simd_array": ("simd_array", {"TW": 16, "ROWS": 64}, None, "simd"),
     }
     return s
 

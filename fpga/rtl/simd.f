@@ -1,0 +1,13 @@
+simd_top.v
+simd_array.v
+mem_reader.v
+word_ram.v
+tab_ram.v
+affine_unit.v
+dot_tree.v
+mul8.v
+requant.v
+lerp_unit.v
+credit_fifo.v
+stream_fifo.v
+pipe_delay.v
