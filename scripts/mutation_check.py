@@ -45,6 +45,7 @@ class Mutation:
     tests: tuple       # test files (or file::test node ids) that must catch it
     what: str          # the bug, in words
     k: str = ""        # pytest -k expression selecting the tests of those files that matter
+    strict: bool = False  # run with REPRO_STRICT_ORACLES=1: a missing tool (Verilator) fails
 
     def __post_init__(self):
         if self.old == self.new:
@@ -204,11 +205,41 @@ MUTATIONS = [
       "wire signed [L+9:0] rounded = (s3_prod + half) >>> L;",
       "wire signed [L+9:0] rounded = s3_prod >>> L;",
       ("tests/test_fpga.py",), "RTL: the rounding constant dropped (truncation)",
-      k="rtl_exhaustive"),
+      k="rtl_exhaustive", strict=True),
     M("rtl-address-line", "fpga/rtl/lerp_unit.v",
       "rd_addr_b <= in_base + {{(AW-M){1'b0}}, hi} + {{(AW-1){1'b0}}, 1'b1};",
       "rd_addr_b <= in_base + {{(AW-M){1'b0}}, hi};",
-      ("tests/test_fpga.py",), "RTL: second read address is hi, not hi + 1", k="rtl_exhaustive"),
+      ("tests/test_fpga.py",), "RTL: second read address is hi, not hi + 1", k="rtl_exhaustive", strict=True),
+    # ---------------------------------------------------------------- streaming INT8 pipeline
+    M("rtl-dot-side-one-short", "fpga/rtl/dot_tree.v",
+      "pipe_delay #(.W(SW), .D(LAT), .RST(0)) ds",
+      "pipe_delay #(.W(SW), .D(LAT - 1), .RST(0)) ds",
+      ("tests/test_rtl_stages.py",), "dot product: the side band (bias, shift, markers) "
+      "delayed one clock less than the sum (a pipeline register missing)", k="every_stage",
+      strict=True),
+    M("rtl-token-mixer-last-per-row", "fpga/rtl/token_mixer.v",
+      "clast1 <= clast;",
+      "clast1 <= clastc;",
+      ("tests/test_rtl_stages.py",), "token mixer: out_last on the last channel of every "
+      "token row instead of the image's last element", k="every_stage", strict=True),
+    M("rtl-fifo-one-credit-too-many", "fpga/rtl/credit_fifo.v",
+      "credits <= 1 << AW;",
+      "credits <= (1 << AW) + 1;",
+      ("tests/test_rtl_resmlp.py",), "stage output FIFO: one credit more than its depth (a "
+      "write into a full FIFO once the output back-pressure fills it)", k="full_size",
+      strict=True),
+    # ---------------------------------------------------------------- fixed-SIMD engine
+    M("simd-requant-bias-swapped", "fpga/rtl/simd_top.v",
+      ".in_b(is_ds ? b_row : bw[g*8 +: 8])",
+      ".in_b(is_ds ? bw[g*8 +: 8] : b_row)",
+      ("tests/test_rtl_simd.py",), "fixed-SIMD requantisation: the token Linear takes the "
+      "per-lane bias, the channel Linears the per-row one (swapped)", k="small_engine",
+      strict=True),
+    M("simd-reader-segment-off-by-one", "fpga/rtl/mem_reader.v",
+      "ptr          <= next_base;",
+      "ptr          <= next_base + 1'b1;",
+      ("tests/test_rtl_simd.py",), "fixed-SIMD memory reader: a parameter segment read from "
+      "one beat past its base", k="small_engine", strict=True),
     # ---------------------------------------------------------------- INT8 primitives
     M("int-rshift-truncates", "fpga/int_ops.py",
       "    return (v + half) >> s",
@@ -269,6 +300,8 @@ def run_mutant(scratch, m, env, timeout):
         cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests]
         if m.k:
             cmd += ["-k", m.k]
+        if m.strict:
+            env = dict(env, REPRO_STRICT_ORACLES="1")
         t0 = time.time()
         try:
             proc = subprocess.run(cmd, cwd=scratch, env=env, capture_output=True, text=True,
