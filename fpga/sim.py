@@ -126,6 +126,41 @@ def rtl_sources(listing: str) -> List[str]:
     return [f"rtl/{n}" for n in names if n]
 
 
+def add_dump_args(p: argparse.ArgumentParser) -> None:
+    """The flags of the whole-model simulators (sim_resmlp, sim_fixed) that name the dump."""
+    p.add_argument("--params", required=True, help="quant_params.npz (cifar10_quant.py --dump-params)")
+    p.add_argument("--samples", required=True, help="quant_samples.npz: x (N, 64, P) codes, labels")
+    p.add_argument("--images", type=int, default=None, help="first N images (default: all)")
+
+
+def add_run_args(p: argparse.ArgumentParser, seed_of: str) -> None:
+    """The run flags both whole-model simulators share; ``seed_of`` says what the seed draws."""
+    p.add_argument("--random-reset", action="store_true",
+                   help="random power-up values of every register and memory")
+    p.add_argument("--seed", type=int, default=1, help=f"seed of {seed_of} (>= 1)")
+    p.add_argument("--build-dir", default=None, help="model cache folder (default fpga/build)")
+    p.add_argument("--disable-tqdm", action="store_true", help="no progress bar")
+
+
+def load_dump(args: argparse.Namespace):
+    """(params, meta, x, labels) from ``--params``/``--samples``/``--images``, with ``--seed``
+    checked; every problem is one SimError line."""
+    from .int_resmlp import load_params, load_samples
+    if args.seed < 1:
+        raise SimError(f"--seed must be >= 1, got {args.seed}")
+    params, meta = load_params(args.params)
+    x, labels, _ = load_samples(args.samples)
+    if args.images is not None:
+        if not 1 <= args.images <= x.shape[0]:
+            raise SimError(f"--images must be in 1..{x.shape[0]} ({args.samples} holds "
+                           f"{x.shape[0]} images), got {args.images}")
+        x, labels = x[:args.images], labels[:args.images]
+    if x.shape[1:] != (int(meta["tokens"]), int(meta["patch_values"])):
+        raise SimError(f"{args.samples} holds images of shape {x.shape[1:]}, the parameters "
+                       f"expect ({meta['tokens']}, {meta['patch_values']})")
+    return params, meta, x, labels
+
+
 def count_instances(top: str, rtl: Sequence[str], params: Dict[str, object],
                     modules: Sequence[str] = ("mul8",)) -> Dict[str, int]:
     """How many instances of each module in ``modules`` the design ``top`` with ``params``

@@ -37,7 +37,8 @@ import numpy as np
 
 from errors import UserError, report
 
-from .sim import SimError, build_model, count_instances, rtl_sources
+from .sim import (SimError, add_dump_args, add_run_args, build_model, count_instances,
+                  load_dump, rtl_sources)
 
 RTL = rtl_sources("simd")            # relative to fpga/
 TB = "tb/tb_simd.cpp"
@@ -262,9 +263,7 @@ def compare(params, meta, x, labels, sim: dict, tw: int, pb: int, mem_latency: i
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fpga.sim_fixed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", required=True, help="quant_params.npz (cifar10_quant.py --dump-params)")
-    p.add_argument("--samples", required=True, help="quant_samples.npz: x (N, 64, P) codes, labels")
-    p.add_argument("--images", type=int, default=None, help="first N images (default: all)")
+    add_dump_args(p)
     p.add_argument("--tile", type=int, default=16, help="tile width: a tile x tile multiplier array (16)")
     p.add_argument("--port-bytes", type=int, default=16, help="memory port width, bytes per clock (16)")
     p.add_argument("--mem-latency", type=int, default=16,
@@ -274,11 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "build for the h = 1 and h = 2 models)")
     p.add_argument("--out-stall", type=float, default=0.0,
                    help="probability of holding the logits' ready low on a clock (0)")
-    p.add_argument("--random-reset", action="store_true",
-                   help="random power-up values of every register and memory")
-    p.add_argument("--seed", type=int, default=1, help="seed of the stalls and power-up values (>= 1)")
-    p.add_argument("--build-dir", default=None, help="model cache folder (default fpga/build)")
-    p.add_argument("--disable-tqdm", action="store_true", help="no progress bar")
+    add_run_args(p, "the stalls and power-up values")
     return p
 
 
@@ -286,23 +281,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     prog = "python -m fpga.sim_fixed"
     args = build_parser().parse_args(argv)
     try:
-        from .int_resmlp import load_params, load_samples
         if args.mem_latency < 1:
             raise SimError(f"--mem-latency must be >= 1 clock, got {args.mem_latency}")
         if not 0 <= args.out_stall < 1:
             raise SimError(f"--out-stall must be a probability in [0, 1), got {args.out_stall}")
-        if args.seed < 1:
-            raise SimError(f"--seed must be >= 1, got {args.seed}")
-        params, meta = load_params(args.params)
-        x, labels, _ = load_samples(args.samples)
-        if args.images is not None:
-            if not 1 <= args.images <= x.shape[0]:
-                raise SimError(f"--images must be in 1..{x.shape[0]} ({args.samples} holds "
-                               f"{x.shape[0]} images), got {args.images}")
-            x, labels = x[:args.images], labels[:args.images]
-        if x.shape[1:] != (int(meta["tokens"]), int(meta["patch_values"])):
-            raise SimError(f"{args.samples} holds images of shape {x.shape[1:]}, the parameters "
-                           f"expect ({meta['tokens']}, {meta['patch_values']})")
+        params, meta, x, labels = load_dump(args)
         hmax = args.hmax or max(192, int(meta["hidden"]))
         rtl_params(meta, args.tile, args.port_bytes, hmax)      # bad flags: one line, no build
         sim = run(params, meta, x, args.tile, args.port_bytes, args.mem_latency, args.out_stall,

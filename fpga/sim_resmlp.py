@@ -46,7 +46,8 @@ import numpy as np
 from errors import UserError, report
 
 from .hexdump import write_hex_files
-from .sim import SimError, build_model, count_instances, rtl_sources
+from .sim import (SimError, add_dump_args, add_run_args, build_model, count_instances,
+                  load_dump, rtl_sources)
 
 RTL = rtl_sources("resmlp")          # relative to fpga/
 TB = "tb/tb_resmlp.cpp"
@@ -199,9 +200,7 @@ def compare(params, meta, x, labels, sim: dict, lanes: int = 1, settings: Option
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m fpga.sim_resmlp", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--params", required=True, help="quant_params.npz (cifar10_quant.py --dump-params)")
-    p.add_argument("--samples", required=True, help="quant_samples.npz: x (N, 64, P) codes, labels")
-    p.add_argument("--images", type=int, default=None, help="first N images (default: all)")
+    add_dump_args(p)
     p.add_argument("--lanes", type=int, default=1,
                    help="output lanes of lin1 (input lanes of lin2); --lanes 2 balances h = 2 (1)")
     p.add_argument("--stall", type=float, default=0.0,
@@ -210,12 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold", type=int, default=0,
                    help="also hold the output's ready low in every second window of this many "
                         "clocks (0: off)")
-    p.add_argument("--random-reset", action="store_true",
-                   help="random power-up values of every register and memory")
-    p.add_argument("--seed", type=int, default=1, help="seed of the stall pattern and the "
-                                                       "random power-up values (>= 1)")
-    p.add_argument("--build-dir", default=None, help="model cache folder (default fpga/build)")
-    p.add_argument("--disable-tqdm", action="store_true", help="no progress bar")
+    add_run_args(p, "the stall pattern and the random power-up values")
     return p
 
 
@@ -223,23 +217,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     prog = "python -m fpga.sim_resmlp"
     args = build_parser().parse_args(argv)
     try:
-        from .int_resmlp import load_params, load_samples
         if not 0 <= args.stall < 1:
             raise SimError(f"--stall must be a probability in [0, 1), got {args.stall}")
         if args.hold < 0:
             raise SimError(f"--hold must be >= 0 clocks, got {args.hold}")
-        if args.seed < 1:
-            raise SimError(f"--seed must be >= 1, got {args.seed}")
-        params, meta = load_params(args.params)
-        x, labels, _ = load_samples(args.samples)
-        if args.images is not None:
-            if not 1 <= args.images <= x.shape[0]:
-                raise SimError(f"--images must be in 1..{x.shape[0]} ({args.samples} holds "
-                               f"{x.shape[0]} images), got {args.images}")
-            x, labels = x[:args.images], labels[:args.images]
-        if x.shape[1:] != (int(meta["tokens"]), int(meta["patch_values"])):
-            raise SimError(f"{args.samples} holds images of shape {x.shape[1:]}, the parameters "
-                           f"expect ({meta['tokens']}, {meta['patch_values']})")
+        params, meta, x, labels = load_dump(args)
         rtl_params(meta, args.lanes)          # bad --lanes: one line before any build
         settings = {"stall": args.stall, "hold": args.hold, "random_reset": args.random_reset,
                     "seed": args.seed}

@@ -3,6 +3,7 @@ simd_array.v
 mem_reader.v
 word_ram.v
 tab_ram.v
+lerp_ram_lanes.v
 affine_unit.v
 dot_tree.v
 mul8.v

@@ -648,22 +648,9 @@ module simd_top #(
     wire use_lut1 = act_r && (ot == OT_L1);
     generate
         if (LERP != 0) begin : g_lut1
-            localparam integer TD  = NC * E;
-            localparam integer TAW = $clog2(TD + 1);
-            for (g = 0; g < TW; g = g + 1) begin : lane
-                wire [TAW-1:0]    ra, rb;
-                wire signed [7:0] da, db;
-                wire              lv;
-                tab_ram #(.DEPTH(TD), .AW(TAW)) tab (
-                    .clk(clk), .we(lpop && rec == R_LUT1), .waddr(rw[TAW-1:0]), .wdata(pword[g*8 +: 8]),
-                    .addr_a(ra), .addr_b(rb), .data_a(da), .data_b(db));
-                lerp_unit #(.M(M), .AW(TAW)) unit (
-                    .clk(clk), .rst(rst), .in_valid(v2 && use_lut1), .in_x(vsel[g*8 +: 8]),
-                    .in_base({{(TAW-CW){1'b0}}, k2} * E[TAW-1:0]),
-                    .rd_addr_a(ra), .rd_addr_b(rb), .rd_data_a(da), .rd_data_b(db),
-                    .out_valid(lv), .out_y(v6_lerp[g*8 +: 8]));
-                wire unused_lv = &{1'b0, lv};
-            end
+            lerp_ram_lanes #(.TW(TW), .M(M), .TABLES(NC), .CW(CW), .RA(RA)) lanes (
+                .clk(clk), .rst(rst), .we(lpop && rec == R_LUT1), .waddr(rw), .wdata(pword),
+                .in_valid(v2 && use_lut1), .in_x(vsel), .in_table(k2), .out_y(v6_lerp));
         end else begin : g_no_lut1
             assign v6_lerp = v6_plain;
             wire unused_k2 = &{1'b0, k2, use_lut1};
@@ -759,22 +746,9 @@ module simd_top #(
     wire use_lut2 = act_r && (ot == OT_L1);
     generate
         if (LERP != 0) begin : g_lut2
-            localparam integer TD  = NHM * E;
-            localparam integer TAW = $clog2(TD + 1);
-            for (g = 0; g < TW; g = g + 1) begin : lane
-                wire [TAW-1:0]    ra, rb;
-                wire signed [7:0] da, db;
-                wire              lv;
-                tab_ram #(.DEPTH(TD), .AW(TAW)) tab (
-                    .clk(clk), .we(lpop && rec == R_LUT2), .waddr(rw[TAW-1:0]), .wdata(pword[g*8 +: 8]),
-                    .addr_a(ra), .addr_b(rb), .data_a(da), .data_b(db));
-                lerp_unit #(.M(M), .AW(TAW)) unit (
-                    .clk(clk), .rst(rst), .in_valid(qv && use_lut2), .in_x(q[g*8 +: 8]),
-                    .in_base({{(TAW-CW){1'b0}}, qo} * E[TAW-1:0]),
-                    .rd_addr_a(ra), .rd_addr_b(rb), .rd_data_a(da), .rd_data_b(db),
-                    .out_valid(lv), .out_y(o_lerp[g*8 +: 8]));
-                wire unused_lv = &{1'b0, lv};
-            end
+            lerp_ram_lanes #(.TW(TW), .M(M), .TABLES(NHM), .CW(CW), .RA(RA)) lanes (
+                .clk(clk), .rst(rst), .we(lpop && rec == R_LUT2), .waddr(rw), .wdata(pword),
+                .in_valid(qv && use_lut2), .in_x(q), .in_table(qo), .out_y(o_lerp));
         end else begin : g_no_lut2
             assign o_lerp = o_plain;
             wire unused_l2 = &{1'b0, use_lut2, qo};
