@@ -161,6 +161,50 @@ def load_dump(args: argparse.Namespace):
     return params, meta, x, labels
 
 
+def run_testbench(cmd: List[str], work: str, images: int, logits: int, progress: bool = True,
+                  where=None):
+    """Run a whole-model testbench (``cmd``, in the folder ``work``) that writes ``out.bin``
+    (``images`` x ``logits`` int8 logits) and ``timing.txt`` there and prints a line starting
+    with ``image `` per finished image (a progress bar follows them). Returns (its other stdout
+    lines, the logits (images, logits), the timing rows, wall seconds, CPU seconds). A failing
+    testbench is one SimError line: ``where(lines)`` may name the stage, then the RTL's first
+    ``ERROR`` line and the last lines it printed."""
+    import numpy as np
+    import resource
+    import time
+    t0 = time.time()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=work)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=images, desc="RTL images", unit="img", file=sys.stderr)
+    lines = []
+    for line in proc.stdout:
+        if line.startswith("image "):
+            if bar is not None:
+                bar.update(1)
+        else:
+            lines.append(line)
+    err = proc.stderr.read()
+    proc.wait()
+    if bar is not None:
+        bar.close()
+    wall = time.time() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+    if proc.returncode != 0:
+        rtl_said = [ln.strip() for ln in lines if ln.startswith("ERROR")][:1]
+        raise SimError(f"simulation failed{where(lines) if where else ''}: " + " | ".join(
+            rtl_said + (err or "".join(lines)).strip().splitlines()[-4:]))
+    out = np.fromfile(os.path.join(work, "out.bin"), dtype=np.int8)
+    if out.size != images * logits:
+        raise SimError(f"the simulator wrote {out.size} logits, expected {images * logits}")
+    timing = np.loadtxt(os.path.join(work, "timing.txt"), dtype=np.int64, ndmin=2)
+    return lines, out.reshape(images, logits), timing, wall, cpu
+
+
 def count_instances(top: str, rtl: Sequence[str], params: Dict[str, object],
                     modules: Sequence[str] = ("mul8",)) -> Dict[str, int]:
     """How many instances of each module in ``modules`` the design ``top`` with ``params``

@@ -25,12 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -38,7 +35,7 @@ import numpy as np
 from errors import UserError, report
 
 from .sim import (SimError, add_dump_args, add_run_args, build_model, count_instances,
-                  load_dump, rtl_sources)
+                  load_dump, rtl_sources, run_testbench)
 
 RTL = rtl_sources("simd")            # relative to fpga/
 TB = "tb/tb_simd.cpp"
@@ -102,7 +99,7 @@ def memory_image(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: i
     T x T; channel MLP res (w, b, s), [lut1], lin1 b, s, [lut2]; lin2 b, s; head b, s), and
     image n at ``img_base + n * img_stride``. Every vector is cut into words of ``tw`` bytes,
     every region starts on a 64-byte boundary. Must match rtl/simd_top.v."""
-    T, C, H = int(meta["tokens"]), int(meta["channels"]), int(meta["hidden"])
+    T = int(meta["tokens"])
     depth, psa = int(meta["depth"]), meta["act"] == "psa"
     g = lambda k: np.asarray(params[k], np.int64)     # noqa: E731
     wstream = [_tiles(g("embed.W"), tw)]
@@ -193,36 +190,10 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: int = 16, 
                f"seed={seed}"]
         if random_reset:
             cmd += ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
-        t0 = time.time()
-        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=work)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=n, desc="RTL images", unit="img", file=sys.stderr)
-        lines = []
-        for line in proc.stdout:
-            if line.startswith("image ") and bar is not None:
-                bar.update(1)
-            lines.append(line)
-        err = proc.stderr.read()
-        proc.wait()
-        if bar is not None:
-            bar.close()
-        wall = time.time() - t0
-        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-        if proc.returncode != 0:
-            raise SimError("simulation failed: " + " | ".join(
-                (err or "".join(lines)).strip().splitlines()[-4:]))
-        logits = np.fromfile(os.path.join(work, "out.bin"), dtype=np.int8)
-        if logits.size != n * K:
-            raise SimError(f"the simulator wrote {logits.size} logits, expected {n * K}")
-        timing = np.loadtxt(os.path.join(work, "timing.txt"), dtype=np.int64, ndmin=2)
+        _, logits, timing, wall, cpu = run_testbench(cmd, work, n, K, progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"logits": logits.reshape(n, K), "timing": timing, "wall_s": wall, "cpu_s": cpu,
+    return {"logits": logits, "timing": timing, "wall_s": wall, "cpu_s": cpu,
             "layout": lay, "hmax": hmax}
 
 

@@ -33,12 +33,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from typing import Dict, List, Optional
 
 import numpy as np
@@ -47,7 +44,7 @@ from errors import UserError, report
 
 from .hexdump import write_hex_files
 from .sim import (SimError, add_dump_args, add_run_args, build_model, count_instances,
-                  load_dump, rtl_sources)
+                  load_dump, rtl_sources, run_testbench)
 
 RTL = rtl_sources("resmlp")          # relative to fpga/
 TB = "tb/tb_resmlp.cpp"
@@ -123,47 +120,19 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, in_stall: floa
             cmd.append(f"drop={drop}")
         if random_reset:
             cmd += ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
-        t0 = time.time()
-        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                cwd=work)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-            bar = tqdm(total=n, desc="RTL images", unit="img", file=sys.stderr)
-        lines = []
-        for line in proc.stdout:
-            if line.startswith("image "):
-                if bar is not None:
-                    bar.update(1)
-            else:
-                lines.append(line)
-        err_stage, refused = None, None
+
+        def where(lines):
+            stages = [int(ln.rsplit("=", 1)[1]) for ln in lines if " err stage=" in ln]
+            return f" (stage {stage_names(int(meta['depth']))[stages[-1]]})" if stages else ""
+
+        lines, logits, timing, wall, cpu = run_testbench(cmd, work, n, K, progress, where)
+        refused = None
         for line in lines:
-            if " err stage=" in line:
-                err_stage = int(line.rsplit("=", 1)[1])
             if line.startswith("cycles=") and "max_in_refused=" in line:
                 refused = int(line.rsplit("max_in_refused=", 1)[1])
-        err = proc.stderr.read()
-        proc.wait()
-        if bar is not None:
-            bar.close()
-        wall = time.time() - t0
-        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-        if proc.returncode != 0:
-            where = (f" (stage {stage_names(int(meta['depth']))[err_stage]})"
-                     if err_stage is not None else "")
-            rtl_said = [ln.strip() for ln in lines if ln.startswith("ERROR")][:1]
-            raise SimError(f"simulation failed{where}: " + " | ".join(
-                rtl_said + (err or "".join(lines)).strip().splitlines()[-4:]))
-        logits = np.fromfile(os.path.join(work, "out.bin"), dtype=np.int8)
-        if logits.size != n * K:
-            raise SimError(f"the simulator wrote {logits.size} logits, expected {n * K}")
-        timing = np.loadtxt(os.path.join(work, "timing.txt"), dtype=np.int64, ndmin=2)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"logits": logits.reshape(n, K), "timing": timing, "wall_s": wall, "cpu_s": cpu,
+    return {"logits": logits, "timing": timing, "wall_s": wall, "cpu_s": cpu,
             "max_in_refused": refused}
 
 
