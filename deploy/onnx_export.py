@@ -59,14 +59,13 @@ from __future__ import annotations
 
 import collections
 import os
-import tempfile
 from typing import Dict, List
 
 import numpy as np
 import torch
 from torch import nn
 
-from errors import UserError
+from errors import UserError, write_atomic
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -502,24 +501,10 @@ def save_model(proto, path: str) -> str:
                           "--out") from None
     data = proto.SerializeToString()
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=folder)
+        write_atomic(path, lambda f: f.write(data), binary=True)
     except OSError as exc:
         raise ExportError(f"cannot write into {folder} ({exc.strerror}); pick another --out") \
             from None
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Dict, List
 
 import numpy as np
 
-from errors import UserError
+from errors import UserError, write_atomic
 
 
 class HexDumpError(UserError):
@@ -58,16 +57,7 @@ def hex_lines(key: str, a) -> str:
 
 
 def _atomic_write(path: str, text: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: f.write(text))
 
 
 def grouped_hex_lines(key: str, a, lanes: int) -> str:

@@ -33,12 +33,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from errors import UserError
+from errors import UserError, write_atomic
 
 from . import int_ops as ops
 
@@ -164,21 +163,7 @@ def load_params(path) -> Tuple[Dict[str, np.ndarray], dict]:
 
 
 def _atomic_savez(path, arrays: Dict[str, np.ndarray]) -> None:
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=".npz", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)          # mkstemp makes 0600; give the usual mode
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda f: np.savez_compressed(f, **arrays), binary=True)
 
 
 def save_params(path, params: Dict[str, np.ndarray], meta: dict) -> None:

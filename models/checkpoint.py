@@ -29,11 +29,12 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Any, Dict, Optional, Union
 
 import torch
+
+from errors import write_atomic
 
 from . import registry
 from .registry import MLP0 as _MLP0
@@ -303,24 +304,8 @@ def export_authors_state_dict(model) -> "OrderedDict[str, torch.Tensor]":
 
 
 def atomic_torch_save(obj, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, rename."""
-    path = os.path.expanduser(os.fspath(path))
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """``torch.save`` through :func:`errors.write_atomic` (never a half-written file)."""
+    write_atomic(path, lambda f: torch.save(obj, f), binary=True)
 
 
 def save_checkpoint(model, path) -> None:

@@ -33,14 +33,13 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from errors import UserError, report  # noqa: E402
+from errors import UserError, report, write_atomic  # noqa: E402
 
 PROG = "bench_onnx.py"
 # (label, activation, hidden factor); the first is the reference of the speed ratios.
@@ -258,7 +257,7 @@ def main(argv=None) -> int:
                    claim=claim)
         line = json.dumps(out)
         if args.out:
-            write_atomic(args.out, line + "\n")
+            write_atomic(args.out, lambda f: f.write(line + "\n"))
         print(line)
     except UserError as exc:
         return report(PROG, exc)
@@ -310,21 +309,6 @@ def print_tables(models, results, claim, env, acc_images):
         print(f"{c['engine']}, {c['threads']} thread(s), batch {c['batch']}: {CLAIM[0]} is "
               f"{verdict} than {CLAIM[1]}: latency ratio {CLAIM[1]} / {CLAIM[0]} = "
               f"{c['speedup']:.2f}")
-
-
-def write_atomic(path: str, text: str) -> None:
-    path = os.path.abspath(os.path.expanduser(path))
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ for p in (ROOT, HERE):
         sys.path.insert(0, p)
 
 import experiments  # noqa: E402
-from errors import UserError, report  # noqa: E402
+from errors import UserError, report, write_atomic  # noqa: E402
 
 M = experiments.load()
 MODES = ("authors", "isolated")
@@ -69,7 +69,6 @@ def spline_layers(model):
 
 def layer_figures(layer, init):
     """(mean over features of TV(2), mean |c - c_init| over features and knots)."""
-    import torch
     c = layer.coefficients.detach().double()
     d2 = (c[:, 2:] - 2 * c[:, 1:-1] + c[:, :-2]).abs().sum(1) / layer.spacing
     dev = (c - init.coefficients.detach().double()).abs().mean()
@@ -164,10 +163,8 @@ def run(args):
     fig.suptitle(f"B-spline student (h = {experiments.fmt_h(args.h)}) right after KT: "
                  "authors' loop (solid) vs isolated (dashed)", fontsize=9)
     fig.tight_layout()
-    tmp = args.out + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    write_atomic(args.out, lambda f: fig.savefig(f, dpi=110, format="png"), binary=True)
     plt.close(fig)
-    os.replace(tmp, args.out)
     print(f"wrote {args.out}")
     print(json.dumps(dict(h=args.h, seed=args.seed, out=args.out, init_tv2=round(init_tv, 4),
                           blocks={m: [[dict(tv2=round(t, 4), dev=round(d, 5)) for t, d in figures[m][b]]
