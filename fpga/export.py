@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from errors import write_atomic
+
 from .lerp8 import check_addr_bits, table_codes, write_hex
 
 
@@ -132,10 +134,7 @@ def export_model(model, loader, out_dir: str, m: int, calib_batches: int = 8,
     manifest = dict(source_checkpoint=source, act=getattr(model, "act", None),
                     hidden_factor=getattr(model, "hidden_factor", None), addr_bits=m,
                     calibration_batches=calib_batches, layers=layers)
-    tmp = os.path.join(out_dir, ".manifest.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(tmp, os.path.join(out_dir, "manifest.json"))
+    write_atomic(os.path.join(out_dir, "manifest.json"), lambda f: json.dump(manifest, f, indent=2))
     return manifest
 
 

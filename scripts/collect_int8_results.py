@@ -23,6 +23,7 @@ sys.path.insert(0, ROOT)
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import experiments  # noqa: E402
+from errors import write_atomic  # noqa: E402
 
 M = experiments.load()
 MODELS = tuple((a, experiments.fmt_h(h)) for a, h in M.int8["models"])
@@ -76,12 +77,11 @@ def collect(root):
                          float_accuracy=float_accuracy(root, act, h),
                          int8_accuracy=f"{r['int8_accuracy']:.2f}"))
     path = os.path.join(root, "results_int8.csv")
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    def write(f):
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
+    write_atomic(path, write)
     print(f"wrote {path}")
     for r in rows:
         print(f"  {r['activation']:4s} h={r['hidden_factor']}: float {r['float_accuracy']} %, "

@@ -35,7 +35,7 @@ for p in (ROOT, HERE):
         sys.path.insert(0, p)
 
 import experiments  # noqa: E402
-from errors import UserError, report  # noqa: E402
+from errors import UserError, report, write_atomic  # noqa: E402
 
 M = experiments.load()
 
@@ -244,13 +244,11 @@ def compare_table(rows_a, rows_b, label_a, label_b):
 # --- CSV -----------------------------------------------------------------------------------
 
 def _write_rows(path, header, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    def write(f):
         w = csv.writer(f)
         w.writerow(header)
-        for r in rows:
-            w.writerow(r)
-    os.replace(tmp, path)
+        w.writerows(rows)
+    write_atomic(path, write)
 
 
 def write_csv(path, results):
