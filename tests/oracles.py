@@ -15,6 +15,8 @@ import shutil
 import pytest
 
 STRICT_ENV = "REPRO_STRICT_ORACLES"
+SHIPPED_FMNIST = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "output", "fashion_mnist", "resmlp_layers_4_h_4_embed_96")
 
 
 def strict() -> bool:
@@ -53,3 +55,16 @@ def need_path(path: str, what: str, how: str) -> str:
     """Require a file or folder (a data set, a shipped checkpoint)."""
     need(what, os.path.exists(path), how)
     return path
+
+
+def shipped_int8_dump(folder: str, images=None):
+    """(params, meta, x, labels, logits) of a shipped Fashion-MNIST INT8 dump, ``folder``
+    relative to the model root (e.g. ``"baseline/quant/h_mul_2"``), the first ``images``
+    samples (all by default); a missing dump goes through :func:`need_path`."""
+    from fpga.int_resmlp import load_params, load_samples
+    d = os.path.join(SHIPPED_FMNIST, folder)
+    need_path(os.path.join(d, "quant_params.npz"), "the shipped INT8 dump",
+              "git checkout -- output/ (the QAT dumps ship with the repository)")
+    params, meta = load_params(os.path.join(d, "quant_params.npz"))
+    x, labels, logits = load_samples(os.path.join(d, "quant_samples.npz"))
+    return params, meta, x[:images], labels[:images], logits[:images]

@@ -1,7 +1,6 @@
 """fpga.int_resmlp: the integer model against a plain-Python-int reference of
 docs/METHOD.md section 10, the trace, the parameter file (round trip, one-line errors)."""
 import json
-import os
 import math
 from fractions import Fraction
 
@@ -10,6 +9,7 @@ import pytest
 
 from errors import UserError
 from fpga import int_resmlp as im
+from tests.oracles import shipped_int8_dump
 
 
 def _rs(v, s):
@@ -140,17 +140,11 @@ def test_cli_bad_params_is_one_line(tmp_path, capsys):
 
 SHIPPED = [("baseline", "h_mul_2", "base", 192), ("baseline", "h_mul_1", "base", 96),
            ("lerp_psa_64", "h_mul_1", "psa", 96)]
-MODEL_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                          "output", "fashion_mnist", "resmlp_layers_4_h_4_embed_96")
 
 
 @pytest.mark.parametrize("folder,stem,act,hidden", SHIPPED)
 def test_shipped_dumps_reproduce_their_samples(folder, stem, act, hidden):
-    d = os.path.join(MODEL_ROOT, folder, "quant", stem)
-    if not os.path.isfile(os.path.join(MODEL_ROOT, "results_int8.csv")):
-        pytest.skip("no shipped INT8 results (run scripts/run_quant_*.sh)")
-    params, meta = im.load_params(os.path.join(d, "quant_params.npz"))
+    params, meta, x, labels, logits = shipped_int8_dump(f"{folder}/quant/{stem}")
     assert (meta["act"], meta["hidden"], meta["patch_values"]) == (act, hidden, 16)
-    x, labels, logits = im.load_samples(os.path.join(d, "quant_samples.npz"))
     assert x.shape == (256, 64, 16) and labels.shape == (256,)
     assert np.array_equal(im.forward(params, meta, x), logits)

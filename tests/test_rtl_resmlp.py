@@ -245,23 +245,14 @@ def test_synth_report_parsing_and_totals():
     assert "| psa_h1 | missing: mlp_lut1, lin1_psa_h1 |" in table
 
 
-SHIPPED = os.path.join(ROOT, "output", "fashion_mnist", "resmlp_layers_4_h_4_embed_96")
-
-
 @pytest.mark.parametrize("folder", ["baseline/quant/h_mul_2", "lerp_psa_64/quant/h_mul_1"])
 def test_shipped_fashion_mnist_dump_bit_exact(folder):
     """The shipped QAT models (same RTL configurations as relu_h2 and psa_h1 above, so no
     extra build): 64 real test images, logits equal to the integer model and to the dump."""
-    from tests.oracles import need_path
+    from tests.oracles import shipped_int8_dump
     need_program("verilator", "apt-get install -y verilator")
-    from fpga.int_resmlp import load_params, load_samples
     from fpga.sim_resmlp import compare, run
-    d = os.path.join(SHIPPED, folder)
-    need_path(os.path.join(d, "quant_params.npz"), "the shipped INT8 dump",
-              "git checkout -- output/ (the QAT dumps ship with the repository)")
-    params, meta = load_params(os.path.join(d, "quant_params.npz"))
-    x, labels, logits = load_samples(os.path.join(d, "quant_samples.npz"))
-    x, labels, logits = x[:N_IMAGES], labels[:N_IMAGES], logits[:N_IMAGES]
+    params, meta, x, labels, logits = shipped_int8_dump(folder, N_IMAGES)
     sim = run(params, meta, x)
     r = compare(params, meta, x, labels, sim)
     assert r["mismatches"] == 0 and r["images"] == N_IMAGES

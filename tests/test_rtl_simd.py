@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from fpga.int_resmlp import forward, random_params, save_params, save_samples
-from tests.oracles import need_path, need_program
+from tests.oracles import need_program, shipped_int8_dump
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED = os.path.join(ROOT, "output", "fashion_mnist", "resmlp_layers_4_h_4_embed_96")
 SMALL = dict(channels=16, depth=2, tokens=16)
 
 
@@ -152,16 +151,10 @@ N_SHIPPED = 8
 @pytest.fixture(scope="module")
 def shipped():
     need_program("verilator", "apt-get install -y verilator")
-    from fpga.int_resmlp import load_params, load_samples
     from fpga.sim_fixed import compare, run
     out = {}
     for name, folder in DUMPS.items():
-        d = os.path.join(SHIPPED, folder)
-        need_path(os.path.join(d, "quant_params.npz"), "the shipped INT8 dump",
-                  "git checkout -- output/ (the QAT dumps ship with the repository)")
-        params, meta = load_params(os.path.join(d, "quant_params.npz"))
-        x, labels, logits = load_samples(os.path.join(d, "quant_samples.npz"))
-        x, labels, logits = x[:N_SHIPPED], labels[:N_SHIPPED], logits[:N_SHIPPED]
+        params, meta, x, labels, logits = shipped_int8_dump(folder, N_SHIPPED)
         sim = run(params, meta, x)                     # 16 x 16 array, 16 B/clock, latency 16
         out[name] = compare(params, meta, x, labels, sim, 16, 16, 16)
         out[name]["_logits"] = sim["logits"]
