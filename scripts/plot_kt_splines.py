@@ -103,18 +103,18 @@ def run(args):
     teacher = M.teacher_path(root)
     if not os.path.isfile(teacher):
         raise UserError(f"missing teacher {teacher}; train it with scripts/run_fashion_mnist_repro.sh")
-    work = args.work or os.path.join(root, ".kt_only")
-    paths = {m: kt_only(m, args.h, args.seed, work, teacher, args.dataset_dir) for m in MODES}
-    models = {m: build_from_checkpoint(paths[m], role="student", in_channels=1, num_classes=10)
-              for m in MODES}
     init = build_resmlp("bspline", args.h, in_channels=1)       # the leaky-ReLU start
-    layers = {m: spline_layers(models[m]) for m in MODES}
     init_layers = spline_layers(init)
     depth = len(init.layers)
     nfeat = init_layers[0][0].num_features
     bad = [f for f in args.features if not 0 <= f < nfeat]
-    if bad:
+    if bad:                                  # before any training
         raise UserError(f"--features {bad}: the first B-spline layer has features 0..{nfeat - 1}")
+    work = args.work or os.path.join(root, ".kt_only")
+    paths = {m: kt_only(m, args.h, args.seed, work, teacher, args.dataset_dir) for m in MODES}
+    models = {m: build_from_checkpoint(paths[m], role="student", in_channels=1, num_classes=10)
+              for m in MODES}
+    layers = {m: spline_layers(models[m]) for m in MODES}
 
     figures = {m: {b: [layer_figures(l, i) for l, i in zip(layers[m][b], init_layers[b])]
                    for b in range(depth)} for m in MODES}
