@@ -77,10 +77,14 @@ def test_authors_fixture_train_logits_and_every_gradient(authors):
     (logits * authors["r"]).sum().backward()
     params = dict(m.named_parameters())
     assert set(params) == set(authors["grads"]), "parameter names must match the authors'"
-    # Gradients that are exactly zero in real arithmetic (biases before a
-    # train-mode BatchNorm) are ~1e-7 rounding noise on both sides: atol 2e-6.
+    # Gradients that are exactly zero in real arithmetic (biases before a train-mode
+    # BatchNorm; float64 gives < 1e-14) are float32 rounding noise on both sides: about 2e-7
+    # in the authors' (B, D, N) BatchNorm, up to 4.3e-6 in the channels-last (B * N, D) kernels
+    # that models.TokenBatchNorm uses, which sum in another order. atol 6e-6 is 1.2e-6 of the
+    # largest gradient of this model (5.0): a float32 rounding, far below any real difference
+    # (test_token_batchnorm_matches_transposed_batchnorm checks the layer in float64).
     for name, ref in authors["grads"].items():
-        torch.testing.assert_close(params[name].grad, ref, atol=2e-6, rtol=1e-4, msg=f"grad {name}")
+        torch.testing.assert_close(params[name].grad, ref, atol=6e-6, rtol=1e-4, msg=f"grad {name}")
 
 
 def test_authors_layout_round_trip_is_exact(authors):
