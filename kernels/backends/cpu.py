@@ -16,7 +16,10 @@ with the system C compiler at first use and called through ctypes.
   (an fp32 exponential of our own that vectorises), gradients accumulated
   in double.
 
-Computes in fp64 for fp64 inputs, else fp32. Without a C compiler
+Computes in fp64 for fp64 inputs, else fp32. bfloat16 activations (what a Linear gives under
+``torch.autocast``) are read and written as bfloat16 by the LERP kernels themselves, fp32 inside,
+table and table gradient fp32: the same numbers as converting to fp32 and back, without the two
+conversion passes. Without a C compiler
 ``available()`` is False (with the reason in ``unavailable_reason()``).
 """
 from __future__ import annotations
@@ -85,16 +88,21 @@ def _build():
         os.replace(tmp, out)  # atomic: concurrent builders never load half a file
     lib = ctypes.CDLL(out)
     i64, dbl, cint, vp = ctypes.c_int64, ctypes.c_double, ctypes.c_int, ctypes.c_void_p
-    for suf in ("f32", "f64"):
+    for suf in ("f32", "bf16", "f64"):
         getattr(lib, f"lerp_forward_{suf}").argtypes = [vp, vp, vp, i64, i64, i64, dbl, cint]
-        getattr(lib, f"lerp_backward_{suf}").argtypes = [vp, vp, vp, vp, vp, i64, i64, i64, dbl, cint]
+        getattr(lib, f"lerp_backward_{suf}").argtypes = [vp, vp, vp, vp, vp, vp, i64, i64, i64,
+                                                         dbl, cint]
+        getattr(lib, f"lerp_forward_{suf}").restype = None
+        # Returns 0, or 1 when a work buffer could not be allocated.
+        getattr(lib, f"lerp_backward_{suf}").restype = cint
+    for suf in ("f32", "f64"):
         getattr(lib, f"psa_table_forward_{suf}").argtypes = [vp] * 5 + [dbl, vp, vp, i64, i64, i64, cint]
         getattr(lib, f"psa_table_backward_{suf}").argtypes = (
             [vp] * 4 + [dbl, vp, vp] + [vp] * 5 + [i64, i64, i64, cint])
-        getattr(lib, f"lerp_forward_{suf}").restype = None
-        # These three return 0, or 1 when a work buffer could not be allocated.
-        for name in ("lerp_backward", "psa_table_forward", "psa_table_backward"):
+        for name in ("psa_table_forward", "psa_table_backward"):
             getattr(lib, f"{name}_{suf}").restype = cint
+    lib.lerp_backward_workspace.argtypes = [i64, i64, i64]
+    lib.lerp_backward_workspace.restype = i64
     return lib
 
 
@@ -121,9 +129,11 @@ def unavailable_reason() -> str:
     return _failed or ""
 
 
+_SUFFIX = {torch.float64: "f64", torch.float32: "f32", torch.bfloat16: "bf16"}
+
+
 def _fn(name, dtype):
-    return getattr(_lib if _lib is not None else library(),
-                   f"{name}_{'f64' if dtype == torch.float64 else 'f32'}")
+    return getattr(_lib if _lib is not None else library(), f"{name}_{_SUFFIX[dtype]}")
 
 
 def _threads(work: int) -> int:
@@ -150,9 +160,24 @@ def _as(t, dtype):
 
 
 def _prepare(x, params):
-    """x as a contiguous (n, f) array and params contiguous, both in the compute dtype."""
+    """x contiguous in the dtype the kernels read it in (bfloat16 natively, else the compute
+    dtype) and params contiguous in the compute dtype."""
     cdt = compute_dtype(x.dtype)
-    return _as(x, cdt), _as(params.detach(), cdt)
+    return _as(x, x.dtype if x.dtype == torch.bfloat16 else cdt), _as(params.detach(), cdt)
+
+
+_workspace = threading.local()
+
+
+def _work(doubles: int) -> torch.Tensor:
+    """A float64 scratch buffer of at least ``doubles`` entries, kept per thread between calls
+    (grown, never shrunk): its pages stay mapped, where a fresh buffer of this size would be
+    mapped, zeroed and faulted in by the OS on every backward call."""
+    buf = getattr(_workspace, "buf", None)
+    if buf is None or buf.numel() < doubles:
+        buf = torch.empty(doubles, dtype=torch.float64)
+        _workspace.buf = buf
+    return buf
 
 
 # --- LERP (and the B-spline, the same function) ----------------------------------------------
@@ -174,8 +199,10 @@ def lerp_backward(x, table, grad_y, grid_range, need_x, need_table):
     gx = torch.empty_like(xc) if need_x else None
     gt = torch.empty_like(tc) if need_table else None
     n = xc.numel() // F_ if F_ else 0
-    _check(_fn("lerp_backward", xc.dtype)(_ptr(xc), _ptr(tc), _ptr(gy), _ptr(gx), _ptr(gt), n,
-                                          F_, G, float(grid_range), _threads(xc.numel())),
+    work = _work(library().lerp_backward_workspace(n, F_, G)) if need_table else None
+    _check(_fn("lerp_backward", xc.dtype)(_ptr(xc), _ptr(tc), _ptr(gy), _ptr(gx), _ptr(gt),
+                                          _ptr(work), n, F_, G, float(grid_range),
+                                          _threads(xc.numel())),
            "LERP backward")
     return (_as(gx, x.dtype) if need_x else None, _as(gt, table.dtype) if need_table else None)
 

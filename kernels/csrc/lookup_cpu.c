@@ -12,6 +12,14 @@
  * Backward, for an upstream gradient gy:
  *   grad_x = (T[j + 1] - T[j]) * inv_h * gy,  dT[j] += (1 - frac) gy,  dT[j + 1] += frac gy.
  *
+ * Three variants: f64 (everything double), f32 (everything float) and bf16
+ * (x, y, grad_y, grad_x stored as bfloat16, the table and its gradient float;
+ * every value is widened to float on load, the arithmetic is the f32
+ * variant's, and results are rounded to bfloat16 to nearest-even on store,
+ * exactly as torch converts: the bf16 kernels give bit for bit what the f32
+ * kernels give on the widened inputs, rounded once, without the two extra
+ * passes over memory that converting the tensors would cost).
+ *
  * Arguments of lerp_forward_* / lerp_backward_*:
  *   x        (n, f) inputs, row-major, contiguous
  *   table    (f, g) per-feature tables (or B-spline coefficients), contiguous
@@ -19,6 +27,10 @@
  *   grad_y   (n, f) upstream gradient (backward)
  *   grad_x   (n, f) input gradient, or NULL when not needed
  *   grad_table (f, g) table gradient, or NULL when not needed
+ *   work     lerp_backward_workspace(n, f, g) doubles of scratch, or NULL
+ *            (then the kernel allocates it; a caller that keeps one buffer
+ *            across calls saves an allocation whose pages the OS would zero
+ *            and fault in again on every call)
  *   n, f, g  rows, features, grid points (f * g < 2^31, checked in Python)
  *   range    R > 0: the grid spans [-R, R]
  *   threads  OpenMP threads (torch.get_num_threads())
@@ -29,7 +41,10 @@
  * chunk order. The chunks depend on n alone (row_chunks), never on the
  * thread count, so the table gradient is bit-reproducible whatever the
  * number of threads, and small feature counts (24, 96) still keep every
- * thread busy.
+ * thread busy. A partial table holds a pair (a_j, b_j) per grid point:
+ * a_j sums the (1 - frac) gy of the elements in segment j and b_j their
+ * frac gy, so each element costs one 16-byte read-add-write (both weights at
+ * once) and dT[j] = a_j + b_(j-1) when the partials are summed.
  *
  * Built at first use by kernels/backends/cpu.py (cc -O3 -fopenmp) and called
  * through ctypes; no Python or torch headers are needed.
@@ -42,7 +57,7 @@
 #define FEATURE_BLOCK 64
 #define CHUNK 256
 /* Backward row chunks: at least ROW_CHUNK_MIN rows each, at most MAX_ROW_CHUNKS
- * of them (the partial tables cost MAX_ROW_CHUNKS * f * g doubles). */
+ * of them (the partial tables cost MAX_ROW_CHUNKS * f * g pairs of doubles). */
 #define ROW_CHUNK_MIN 512
 #define MAX_ROW_CHUNKS 16
 
@@ -52,12 +67,36 @@
 static int64_t row_chunks(int64_t n, int64_t table_size) {
     int64_t c = (n + ROW_CHUNK_MIN - 1) / ROW_CHUNK_MIN;
     c = c > MAX_ROW_CHUNKS ? MAX_ROW_CHUNKS : c;
-    if (table_size > 0 && c * table_size > MAX_PARTIAL) c = MAX_PARTIAL / table_size;
+    if (table_size > 0 && c * 2 * table_size > MAX_PARTIAL) c = MAX_PARTIAL / (2 * table_size);
     return c < 1 ? 1 : c;
 }
 
-#define DEFINE_LERP(T, SUF, FLOOR)                                                        \
-void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f,     \
+/* Doubles of scratch that lerp_backward_* needs for n rows of f features and g points. */
+int64_t lerp_backward_workspace(int64_t n, int64_t f, int64_t g) {
+    return row_chunks(n, f * g) * f * g * 2 + 2;
+}
+
+typedef double pair_t __attribute__((vector_size(16)));
+
+/* bfloat16 <-> float: widening is exact (the 16 high bits of the float); narrowing rounds to
+ * nearest, ties to even, NaN -> quiet NaN, as c10::BFloat16. */
+static inline float bf16_load(uint16_t h) {
+    union { uint32_t u; float f; } v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+static inline uint16_t bf16_store(float f) {
+    union { uint32_t u; float f; } v;
+    v.f = f;
+    if (f != f) return (uint16_t)0x7FC0;
+    return (uint16_t)((v.u + 0x7FFFu + ((v.u >> 16) & 1u)) >> 16);
+}
+#define LOAD_SAME(p) (p)
+#define STORE_SAME(v) (v)
+
+/* T: arithmetic and table type; IO: type of x, y, grad_y, grad_x; LD/ST: IO <-> T. */
+#define DEFINE_LERP(T, IO, SUF, FLOOR, LD, ST)                                            \
+void lerp_forward_##SUF(const IO *x, const T *table, IO *y, int64_t n, int64_t f,   \
                         int64_t g, double range, int threads) {                     \
     const T r = (T)range;                                                            \
     const T inv_h = (T)((double)(g - 1) / (2.0 * range));                            \
@@ -71,10 +110,10 @@ void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f, 
         T fr[CHUNK];                                                                 \
         for (int64_t i0 = 0; i0 < f; i0 += CHUNK) {                                  \
             const int64_t m = f - i0 < CHUNK ? f - i0 : CHUNK;                       \
-            const T *xr = x + row * f + i0;                                          \
-            T *yr = y + row * f + i0;                                                \
+            const IO *xr = x + row * f + i0;                                         \
+            IO *yr = y + row * f + i0;                                               \
             for (int64_t i = 0; i < m; ++i) {                                        \
-                T u = (xr[i] + r) * inv_h;                                           \
+                T u = (LD(xr[i]) + r) * inv_h;                                       \
                 T j = FLOOR(u);                                                      \
                 j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                     \
                 fr[i] = u - j;                                                       \
@@ -82,7 +121,7 @@ void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f, 
             }                                                                        \
             for (int64_t i = 0; i < m; ++i) {                                        \
                 T left = table[idx[i]];                                              \
-                yr[i] = left + fr[i] * (table[idx[i] + 1] - left);                   \
+                yr[i] = ST(left + fr[i] * (table[idx[i] + 1] - left));               \
             }                                                                        \
         }                                                                            \
     }                                                                                \
@@ -91,23 +130,29 @@ void lerp_forward_##SUF(const T *x, const T *table, T *y, int64_t n, int64_t f, 
 /* grad_x and/or grad_table may be NULL when not needed. Returns 0, or 1 when    \
  * the partial-gradient buffer cannot be allocated (nothing is written then).  \
  * Work items are (row chunk, feature block) pairs; per row, a vectorisable     \
- * pass computes segment, fraction and input gradient for the block's           \
- * features, and a scalar pass scatters the two weights into the chunk's own    \
- * double partial table. The partials are then summed in chunk order. */        \
-int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x,     \
-                        T *grad_table, int64_t n, int64_t f, int64_t g,             \
-                        double range, int threads) {                                \
+ * pass computes segment, weights and input gradient for the block's features, \
+ * and a scalar pass adds the weight pairs into the chunk's own partial table. \
+ * The partials are then summed in chunk order. */                              \
+int lerp_backward_##SUF(const IO *x, const T *table, const IO *grad_y, IO *grad_x,  \
+                        T *grad_table, double *work, int64_t n, int64_t f,          \
+                        int64_t g, double range, int threads) {                     \
     const T r = (T)range;                                                            \
     const T inv_h = (T)((double)(g - 1) / (2.0 * range));                            \
     const T jmax = (T)(g - 2);                                                       \
     const int64_t blocks = (f + FEATURE_BLOCK - 1) / FEATURE_BLOCK;                  \
     const int64_t chunks = row_chunks(n, f * g);                                     \
     const int64_t chunk_rows = chunks ? (n + chunks - 1) / chunks : 0;               \
-    double *part = NULL;                                                             \
+    const int64_t fg = f * g;                                                        \
+    double *owned = NULL, *part = NULL;                                              \
     if (grad_table) {                                                                \
-        /* + 1: never a zero-size request (f * g may be 0), so NULL means failure. */ \
-        part = (double *)calloc((size_t)(chunks * f * g + 1), sizeof(double));       \
-        if (!part) return 1;                                                         \
+        if (!work) {                                                                 \
+            owned = (double *)malloc(sizeof(double) * (size_t)lerp_backward_workspace(n, f, g)); \
+            if (!owned) return 1;                                                    \
+            work = owned;                                                            \
+        }                                                                            \
+        /* 16-byte aligned pairs (the workspace has 2 doubles to spare). */          \
+        part = work + (((uintptr_t)work & 15) ? 1 : 0);                              \
+        memset(part, 0, sizeof(double) * (size_t)(chunks * fg * 2));                 \
     }                                                                                \
     _Pragma("omp parallel for collapse(2) schedule(static) num_threads(threads)")   \
     for (int64_t c = 0; c < chunks; ++c) {                                           \
@@ -116,51 +161,57 @@ int lerp_backward_##SUF(const T *x, const T *table, const T *grad_y, T *grad_x, 
             const int64_t nf = (f0 + FEATURE_BLOCK < f ? f0 + FEATURE_BLOCK : f) - f0; \
             const int64_t r0 = c * chunk_rows;                                       \
             const int64_t r1 = r0 + chunk_rows < n ? r0 + chunk_rows : n;            \
-            double *acc = part ? part + (c * f + f0) * g : NULL;                     \
+            pair_t *acc = part ? (pair_t *)part + (c * f + f0) * g : NULL;           \
             const T *tb = table + f0 * g;                                            \
             int32_t idx[FEATURE_BLOCK];                                              \
             T w0[FEATURE_BLOCK], w1[FEATURE_BLOCK];                                  \
             for (int64_t row = r0; row < r1; ++row) {                                \
-                const T *xr = x + row * f + f0;                                      \
-                const T *gr = grad_y + row * f + f0;                                 \
+                const IO *xr = x + row * f + f0;                                     \
+                const IO *gr = grad_y + row * f + f0;                                \
                 for (int64_t i = 0; i < nf; ++i) {                                   \
-                    T u = (xr[i] + r) * inv_h;                                       \
+                    const T gyi = LD(gr[i]);                                         \
+                    T u = (LD(xr[i]) + r) * inv_h;                                   \
                     T j = FLOOR(u);                                                  \
                     j = !(j >= (T)0) ? (T)0 : (j > jmax ? jmax : j);                 \
                     T frac = u - j;                                                  \
                     idx[i] = (int32_t)j + (int32_t)(i * g);                          \
-                    w0[i] = ((T)1 - frac) * gr[i];                                   \
-                    w1[i] = frac * gr[i];                                            \
+                    w0[i] = ((T)1 - frac) * gyi;                                     \
+                    w1[i] = frac * gyi;                                              \
                 }                                                                    \
                 if (grad_x) {                                                        \
-                    T *gxr = grad_x + row * f + f0;                                  \
+                    IO *gxr = grad_x + row * f + f0;                                 \
                     for (int64_t i = 0; i < nf; ++i)                                 \
-                        gxr[i] = (tb[idx[i] + 1] - tb[idx[i]]) * inv_h * gr[i];      \
+                        gxr[i] = ST((tb[idx[i] + 1] - tb[idx[i]]) * inv_h * LD(gr[i])); \
                 }                                                                    \
                 if (acc) {                                                           \
-                    for (int64_t i = 0; i < nf; ++i) {                               \
-                        acc[idx[i]] += (double)w0[i];                                \
-                        acc[idx[i] + 1] += (double)w1[i];                            \
-                    }                                                                \
+                    for (int64_t i = 0; i < nf; ++i)                                 \
+                        acc[idx[i]] += (pair_t){(double)w0[i], (double)w1[i]};       \
                 }                                                                    \
             }                                                                        \
         }                                                                            \
     }                                                                                \
     if (part) {                                                                      \
-        const int64_t fg = f * g;                                                    \
+        /* dT[i, j] = sum over chunks of a[i, j] + b[i, j - 1] (b[i, -1] = 0). */     \
         _Pragma("omp parallel for schedule(static) num_threads(threads)")           \
         for (int64_t k = 0; k < fg; ++k) {                                           \
+            const int64_t j = k % g;                                                 \
             double s = 0;                                                            \
-            for (int64_t c = 0; c < chunks; ++c) s += part[c * fg + k];              \
+            for (int64_t c = 0; c < chunks; ++c) {                                   \
+                const double *pc = part + 2 * (c * fg + k);                          \
+                s += pc[0];                                                          \
+                if (j) s += pc[-1];                                                  \
+            }                                                                        \
             grad_table[k] = (T)s;                                                    \
         }                                                                            \
-        free(part);                                                                  \
+        free(owned);                                                                 \
     }                                                                                \
     return 0;                                                                        \
 }
 
-DEFINE_LERP(float, f32, floorf)
-DEFINE_LERP(double, f64, floor)
+DEFINE_LERP(float, float, f32, floorf, LOAD_SAME, STORE_SAME)
+DEFINE_LERP(float, uint16_t, bf16, floorf, bf16_load, bf16_store)
+DEFINE_LERP(double, double, f64, floor, LOAD_SAME, STORE_SAME)
+
 
 /*
  * PSA lookup table (docs/METHOD.md sections 3 and 4) and its backward, one
