@@ -210,6 +210,48 @@ class TensorImages(Dataset):
                 img = img.flip(-1)
         return (img - self.mean) / self.std, self.labels[i]
 
+    def batch(self, indices):
+        """Images ``indices`` as one batch ``(images, labels)``: the same random draws in the
+        same order as ``__getitem__`` image by image, so the same crops and flips under the
+        same seed, and the same values bit for bit (the same elementwise operations), at
+        about a tenth of the cost (a handful of tensor operations for the batch instead of
+        ten per image). ``training.setup.make_loaders`` reads batches through it."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        img = self.images[idx].float().div_(255.0)
+        if self.augment:
+            p = self.crop_padding
+            n = len(indices)
+            dy, dx, flip = [0] * n, [0] * n, [False] * n
+            for k in range(n):                   # the draws of __getitem__, in its order
+                if p:
+                    dy[k], dx[k] = torch.randint(0, 2 * p + 1, (2,)).tolist()
+                if self.flip:
+                    flip[k] = bool(torch.rand(()) < 0.5)
+            h, w = img.shape[-2:]
+            if p:
+                padded = torch.nn.functional.pad(img, (p, p, p, p))
+                rows = torch.tensor(dy).view(n, 1, 1, 1) + torch.arange(h).view(1, 1, h, 1)
+                cols = torch.tensor(dx).view(n, 1, 1, 1) + torch.arange(w).view(1, 1, 1, w)
+                img = padded[torch.arange(n).view(n, 1, 1, 1),
+                             torch.arange(img.shape[1]).view(1, -1, 1, 1), rows, cols]
+            if any(flip):
+                img = torch.where(torch.tensor(flip).view(n, 1, 1, 1), img.flip(-1), img)
+        return (img - self.mean) / self.std, self.labels[idx]
+
+
+class BatchReader(torch.utils.data.Dataset):
+    """A dataset with a ``batch(indices)`` method, indexed by lists of indices (for a
+    ``DataLoader`` with ``batch_size=None`` and a ``BatchSampler``): one call per batch."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, indices):
+        return self.dataset.batch(indices)
+
 
 def fashion_mnist(dataset_dir: str | None = None, augment: bool = True):
     candidates = [dataset_dir] if dataset_dir else []

@@ -30,6 +30,7 @@ from .loops import Loop, knowledge_distillation, train_plain
 from .optim import Optimisers
 from .run import CLIError, begin, interrupted, load_model, load_teacher, launch, settle
 from .session import STATE, Interrupted, Phase, Session
+from .setup import batch_size_of, images_of
 
 OLD_STATE = "qat_state.pt"   # what cifar10_quant.py wrote before it trained through this stack
 BITS_HELP = "{} bits, 2..8 (8; the integer model and the RTL need --output-bits 8)"
@@ -167,7 +168,7 @@ def _quant_model(cfg: QATConfig, opts: QATOptions, info, train, test, log, show,
         fa = evaluate(student, test, device, show_progress=show, distributed=dist.enabled)
         result["float_accuracy"] = round(fa, 2)
         log.line(f"[float] Accuracy: {fa:.2f} ({opts.load})")
-    mean, std = quant.normalisation(cfg.dataset, test.dataset, info["in_channels"])
+    mean, std = quant.normalisation(cfg.dataset, images_of(test), info["in_channels"])
     qcfg = quant.qconfig_of(student, bits=cfg.bits, dataset=cfg.dataset, mean=mean, std=std)
     # Resuming: the saved state replaces the steps, so no calibration (and no data drawn).
     calib = None if resuming else (x for _, (x, _) in zip(range(cfg.calib_batches), train))
@@ -257,7 +258,7 @@ def _run_qat(cfg: QATConfig, opts: QATOptions, dist, device) -> Dict[str, Any]:
 
 def _full_test(test):
     """The whole test set in order (under torchrun each process's loader holds a shard)."""
-    return torch.utils.data.DataLoader(test.dataset, batch_size=test.batch_size, shuffle=False)
+    return torch.utils.data.DataLoader(images_of(test), batch_size=batch_size_of(test), shuffle=False)
 
 
 def _progress(show: bool):

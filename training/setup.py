@@ -67,11 +67,34 @@ def make_loaders(dataset: str, *, dataset_dir: Optional[str], download: bool, ba
                            generator=g, **common)
         test = DataLoader(test_set, batch_size=test_batch_size,
                           sampler=ShardSampler(len(test_set), rank, world_size), **common)
+    elif hasattr(train_set, "batch") and hasattr(test_set, "batch"):
+        # In-memory images (data.TensorImages): one call per batch, the same shuffle (the
+        # sampler DataLoader(shuffle=True, generator=g) builds), the same augmentation draws.
+        from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+        train = DataLoader(data.BatchReader(train_set), batch_size=None, generator=g,
+                           sampler=BatchSampler(RandomSampler(train_set, generator=g),
+                                                batch_size, drop_last=True), **common)
+        test = DataLoader(data.BatchReader(test_set), batch_size=None,
+                          sampler=BatchSampler(SequentialSampler(test_set), test_batch_size,
+                                               drop_last=False), **common)
     else:
         train = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                            generator=g, **common)
         test = DataLoader(test_set, batch_size=test_batch_size, shuffle=False, **common)
     return train, test, info
+
+
+def images_of(loader):
+    """The dataset of images behind a loader of :func:`make_loaders`."""
+    ds = loader.dataset
+    return ds.dataset if isinstance(ds, data.BatchReader) else ds
+
+
+def batch_size_of(loader) -> int:
+    """Images per batch of a loader of :func:`make_loaders`."""
+    if loader.batch_size is not None:
+        return loader.batch_size
+    return loader.batch_sampler.batch_size if loader.batch_sampler is not None else loader.sampler.batch_size
 
 
 def build_model(*, resnet: bool, act: str, hidden_factor: float, info, dataset: str,
