@@ -18,6 +18,13 @@ dispatch, allocation of the outputs, gradient accumulation); ``overhead`` is
 ``whole`` minus the four parts. ReLU forward + backward on the same input is
 given for scale. Times are medians over ``--repeats`` measurements of
 ``--steps`` calls each, in milliseconds per call.
+
+Memory speed: each lookup is also set against the time it takes to read and write its
+tensors once, measured in the same run: the forward reads x and writes y (``y.copy_(x)``),
+the backward reads x and grad_y and writes grad_x (``torch.add(x, grad_y, out=grad_x)``);
+the table and its gradient are small beside them. ``--dtype bfloat16`` gives the lookups
+bfloat16 activations and gradients (what a Linear gives under ``torch.autocast``), the table
+stays float32.
 """
 from __future__ import annotations
 
@@ -53,6 +60,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=10, help="measurements (10)")
     p.add_argument("--steps", type=int, default=10, help="calls per measurement (10)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="dtype of the activations and their gradients (float32)")
     p.add_argument("--json", action="store_true", help="print one JSON object only")
     args = p.parse_args(argv)
     if min(args.features, args.tokens, args.repeats, args.steps) < 1:
@@ -67,8 +76,9 @@ def main(argv=None):
     torch.manual_seed(0)
     F_ = args.features
     m = LerpPSA(F_, impl=args.impl)
-    x = (torch.randn(args.tokens, F_) * 2).requires_grad_()
-    g = torch.randn(args.tokens, F_)
+    dtype = getattr(torch, args.dtype)
+    x = (torch.randn(args.tokens, F_) * 2).to(dtype).requires_grad_()
+    g = torch.randn(args.tokens, F_).to(dtype)
     name = kernels.resolve_impl("lerp", args.impl, x)
     be = backend(name)
     ps = [q.detach() for q in (m.v_weight, m.q_weight, m.q_bias, m.o_weight, m.o_bias)]
@@ -96,11 +106,16 @@ def main(argv=None):
     }
     total = median_ms(whole, r, s)
     relu_ms = median_ms(relu, r, s)
+    out = torch.empty_like(xd)
+    copy = {"lookup forward": median_ms(lambda: out.copy_(xd), r, s),
+            "lookup backward": median_ms(lambda: torch.add(xd, g, out=out), r, s)}
     result = dict(impl=name, features=F_, tokens=args.tokens, threads=torch.get_num_threads(),
-                  parts_ms=parts, whole_ms=total, overhead_ms=total - sum(parts.values()),
-                  relu_ms=relu_ms, whole_over_relu=total / relu_ms)
+                  dtype=args.dtype, parts_ms=parts, whole_ms=total,
+                  overhead_ms=total - sum(parts.values()), relu_ms=relu_ms,
+                  whole_over_relu=total / relu_ms, memory_ms=copy,
+                  over_memory={k: parts[k] / v for k, v in copy.items()})
     if not args.json:
-        print(f"LerpPSA({F_}) forward + backward on {args.tokens} x {F_}, impl {name}, "
+        print(f"LerpPSA({F_}) forward + backward on {args.tokens} x {F_} {args.dtype}, impl {name}, "
               f"{result['threads']} threads, median ms per call\n")
         print("| part | ms | share of whole |\n|---|---|---|")
         for k, v in parts.items():
@@ -109,6 +124,9 @@ def main(argv=None):
               f"{result['overhead_ms'] / total:.0%} |")
         print(f"| **whole** | **{total:.3f}** | 100% |")
         print(f"| ReLU forward + backward, same input | {relu_ms:.3f} | whole = {total / relu_ms:.1f}x ReLU |")
+        print("\n| lookup | ms | reading and writing its tensors once, ms | ratio |\n|---|---|---|---|")
+        for k, v in copy.items():
+            print(f"| {k} | {parts[k]:.3f} | {v:.3f} | {parts[k] / v:.1f}x |")
     print(json.dumps(result))
     return 0
 

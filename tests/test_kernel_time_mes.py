@@ -42,14 +42,18 @@ def test_timing_script_refuses_missing_cuda(capsys):
     assert "CUDA is not available" in str(e.value)
 
 
-@pytest.mark.parametrize("impl", ["reference", "auto"])
-def test_op_breakdown_reports_every_part(impl, capsys):
+@pytest.mark.parametrize("impl,dtype", [("reference", "float32"), ("auto", "float32"),
+                                        ("auto", "bfloat16")])
+def test_op_breakdown_reports_every_part(impl, dtype, capsys):
     sys.path.insert(0, os.path.join(ROOT, "scripts"))
     import op_breakdown
     assert op_breakdown.main(["--features", "7", "--tokens", "16", "--repeats", "1", "--steps", "1",
-                              "--impl", impl, "--json"]) == 0
+                              "--impl", impl, "--dtype", dtype, "--json"]) == 0
     r = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(r["parts_ms"]) == {"table forward", "table backward", "lookup forward", "lookup backward"}
+    assert r["dtype"] == dtype and set(r["over_memory"]) == {"lookup forward", "lookup backward"}
+    for k, v in r["over_memory"].items():
+        assert v == pytest.approx(r["parts_ms"][k] / r["memory_ms"][k])
     assert all(v > 0 for v in r["parts_ms"].values()) and r["whole_ms"] > 0 and r["relu_ms"] > 0
     assert r["overhead_ms"] == pytest.approx(r["whole_ms"] - sum(r["parts_ms"].values()))
     if impl == "reference":
