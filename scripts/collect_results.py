@@ -241,6 +241,39 @@ def compare_table(rows_a, rows_b, label_a, label_b):
     return "\n".join(lines)
 
 
+def pooled_sd(stats, act):
+    """sqrt of the mean sample variance of ``act`` over the hidden factors of a seed study."""
+    vs = [s ** 2 for (a, _), (_, s, n, _) in stats.items() if a == act and n > 1]
+    return math.sqrt(statistics.mean(vs)) if vs else float("nan")
+
+
+def single_compare_table(results_a, results_b, seed_rows, label_a, label_b):
+    """Two single-seed tables side by side (Markdown): per activation and h, the accuracy of
+    each, d = a - b, and the seed standard deviation of the seed study at that activation and h
+    (where the seed study has no such h: the activation's pooled one, marked "(pooled)"), and
+    whether |d| exceeds twice it."""
+    acc_a = {(a, float(h)): v for a, h, v in results_a}
+    acc_b = {(a, float(h)): v for a, h, v in results_b}
+    st = seed_stats(seed_rows)
+    lines = [f"Test accuracy (%), seed {M.seeds['shipped']}; d = {label_a} - {label_b}; sd: the "
+             "sample std over seeds of the seed study:", "",
+             f"| activation | h | {label_a} | {label_b} | d | seed sd | \\|d\\| > 2 sd |",
+             "|---|---|---|---|---|---|---|"]
+    for a in M.activations:
+        for h in M.hs:
+            va, vb = acc_a[(a.act, float(h))], acc_b[(a.act, float(h))]
+            d = float(va) - float(vb)
+            if (a.act, float(h)) in st:
+                sd = st[(a.act, float(h))][1]
+                sd_cell = f"{sd:.2f}"
+            else:
+                sd = pooled_sd(st, a.act)
+                sd_cell = f"{sd:.2f} (pooled)"
+            lines.append(f"| {a.label} | {h} | {va} | {vb} | {d:+.2f} | {sd_cell} "
+                         f"| {'yes' if abs(d) > 2 * sd else 'no'} |")
+    return "\n".join(lines)
+
+
 # --- CSV -----------------------------------------------------------------------------------
 
 def _write_rows(path, header, rows):
@@ -316,7 +349,9 @@ def main(argv=None):
                         "root, the model root's teacher")
     p.add_argument("--compare", default=None, metavar="NAME",
                    help="print the seed study of the shipped models beside that of ablation NAME "
-                        "(from both results_seeds.csv; nothing is evaluated)")
+                        "(from both results_seeds.csv; nothing is evaluated); for an ablation of "
+                        "the single-seed table only, the two results.csv side by side with the "
+                        "seed study's standard deviations")
     p.add_argument("--seeds", action="store_true",
                    help="the seed study: results_seeds.csv, mean +- std, differences")
     p.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
@@ -333,6 +368,18 @@ def main(argv=None):
         t0 = time.time()
         if args.compare:
             abl = M.ablation(args.compare)
+            single = os.path.join(model_root, abl.folder, M.results_file)
+            if (os.path.isfile(single)
+                    and not os.path.isfile(os.path.join(model_root, abl.folder, M.seeds["results"]))):
+                # an ablation of the single-seed table only: against the shipped table
+                paths = [os.path.join(model_root, M.results_file),
+                         os.path.join(model_root, M.seeds["results"])]
+                for path in paths:
+                    if not os.path.isfile(path):
+                        raise UserError(f"missing {path}; write it with collect_results.py")
+                print(single_compare_table(read_csv(paths[0]), read_csv(single),
+                                           read_seeds_csv(paths[1]), abl.versus, abl.label))
+                return 0
             paths = [os.path.join(model_root, M.seeds["results"]),
                      os.path.join(model_root, abl.folder, M.seeds["results"])]
             for path in paths:

@@ -44,6 +44,11 @@ kind            source                                table
                                                       columns as above; the two column titles are
                                                       the ablation's ``versus`` and ``label`` of
                                                       ``scripts/experiments.toml``
+``single``      two ``results.csv`` and a             per activation and h: the accuracy in each
+                ``results_seeds.csv`` (the recipe,    ``results.csv``, d, the seed study's sample
+                the ablation, the recipe's seeds)     std at that h (else the activation's pooled
+                                                      std, sqrt of the mean variance, marked
+                                                      ``(pooled)``) and yes when abs(d) > 2 sd
 ``int8``        ``results_int8.csv``                  rows in CSV order: ``<label>, h = x``, the
                                                       float and the INT8 accuracy
 ==============  ====================================  ==========================================
@@ -387,11 +392,39 @@ def expected_table(kind, sources, table, man):
                 body.append([man.label[a], f"{h}", *(f"{g[0]:.2f} +- {g[1]:.2f}" for g in (sa[(a, h)], sb[(a, h)])),
                              *diff_cells(sa[(a, h)], sb[(a, h)])])
         return ["activation", "h", abl["versus"], abl["label"], *DIFF_HEAD], body
+    if kind == "single":
+        if len(sources) != 3:
+            raise SourceError("a single table names three files: the recipe's results.csv, the "
+                              "ablation's, then the recipe's results_seeds.csv")
+        folders = {a["folder"]: a for a in man.ablations.values()}
+        abl = next((folders[p] for p in sources[1].replace("\\", "/").split("/") if p in folders), None)
+        if abl is None:
+            raise SourceError(f"{sources[1]} is in no [ablation] folder of scripts/experiments.toml")
+        acc_a, acc_b = ({(r["activation"], float(r["hidden_factor"])): r["accuracy"] for r in read_csv(src)}
+                        for src in sources[:2])
+        st = stats(read_csv(sources[2]))
+        body = []
+        for a in man.acts:
+            var = [g[1] ** 2 for (act, _), g in st.items() if act == a and g[2] > 1]
+            for h in man.hs:
+                if (a, h) not in acc_a or (a, h) not in acc_b:
+                    body.append([man.label[a], f"{h}", "(not in both sources)"])
+                    continue
+                d = float(acc_a[(a, h)]) - float(acc_b[(a, h)])
+                if (a, h) in st:
+                    sd, cell = st[(a, h)][1], f"{st[(a, h)][1]:.2f}"
+                else:
+                    sd = math.sqrt(statistics.mean(var)) if var else float("nan")
+                    cell = f"{sd:.2f} (pooled)"
+                body.append([man.label[a], f"{h}", acc_a[(a, h)], acc_b[(a, h)], f"{d:+.2f}", cell,
+                             "yes" if abs(d) > 2 * sd else "no"])
+        return ["activation", "h", abl["versus"], abl["label"], "d", "seed sd", "|d| > 2 sd"], body
     if kind == "int8":
         body = [[f"{man.label[r['activation']]}, {h_head(r['hidden_factor'])}", r["float_accuracy"],
                  r["int8_accuracy"]] for r in read_csv(sources[0])]
         return ["model", "float", "INT8 (integer model)"], body
-    raise SourceError(f"unknown table kind '{kind}' (paper, accuracy, seeds, differences, compare, int8)")
+    raise SourceError(f"unknown table kind '{kind}' (paper, accuracy, seeds, differences, compare, "
+                      "single, int8)")
 
 
 def kind_of(sources):
@@ -403,7 +436,7 @@ def kind_of(sources):
         return "int8"
     if "seed" in fields:
         return "compare" if len(sources) == 2 else "seeds"
-    return "accuracy"
+    return "single" if len(sources) == 3 else "accuracy"
 
 
 def table_errors(doc, root=ROOT, man=None, text=None):
@@ -526,7 +559,8 @@ def _tiny_tree(root, doc_text):
            '[[activation]]\nact = "psa"\nfolder = "lerp_psa_64"\nlabel = "LERP-PSA"\npaper = [81.0, 75.25]\n'
            '[[hidden]]\nh = 1.0\nstem = "h_mul_1"\n[[hidden]]\nh = 0.5\nstem = "h_div_2"\n'
            '[teacher]\nlabel = "Teacher"\npaper = 88.9\n'
-           '[ablation.iso]\nfolder = "abl"\nlabel = "isolated"\nversus = "authors"\n')
+           '[ablation.iso]\nfolder = "abl"\nlabel = "isolated"\nversus = "authors"\n'
+           '[ablation.fast]\nfolder = "fast"\nlabel = "bf16"\nversus = "fp32"\n')
     _write(os.path.join(root, "scripts", "experiments.toml"), man)
     _write(os.path.join(root, "r", "results.csv"),
            "activation,hidden_factor,accuracy\nteacher,4,85.54\nbase,1,85.05\nbase,0.5,84.60\n"
@@ -537,6 +571,8 @@ def _tiny_tree(root, doc_text):
         for s, v in zip((2025, 2023, 2024), runs))
     _write(os.path.join(root, "r", "results_seeds.csv"), seeds)
     _write(os.path.join(root, "r", "abl", "results_seeds.csv"), seeds.replace("85.13", "84.13"))
+    _write(os.path.join(root, "r", "fast", "results.csv"),
+           "activation,hidden_factor,accuracy\nbase,1,85.15\nbase,0.5,84.50\npsa,1,85.60\npsa,0.5,85.04\n")
     _write(os.path.join(root, "r", "results_int8.csv"),
            "activation,hidden_factor,float_parent,float_accuracy,int8_accuracy\npsa,1,x.bin,85.50,85.89\n")
     _write(os.path.join(root, "README.md"), doc_text)
@@ -577,6 +613,14 @@ Teacher: 88.9 %.
 | ReLU | 0.5 | 84.62 +- 0.03 | 84.62 +- 0.03 | +0.00 | 0.02 | 0.04 | no | no |
 | LERP-PSA | 0.5 | 85.09 +- 0.05 | 84.76 +- 0.55 | +0.33 | 0.32 | 0.55 | no | no |
 
+<!-- csv: r/results.csv r/fast/results.csv r/results_seeds.csv -->
+| activation | h | fp32 | bf16 | d | seed sd | \\|d\\| > 2 sd |
+|---|---|---|---|---|---|---|
+| ReLU | 1.0 | 85.05 | 85.15 | -0.10 | 0.03 (pooled) | yes |
+| ReLU | 0.5 | 84.60 | 84.50 | +0.10 | 0.03 | yes |
+| LERP-PSA | 1.0 | 85.50 | 85.60 | -0.10 | 0.05 (pooled) | yes |
+| LERP-PSA | 0.5 | 85.04 | 85.04 | +0.00 | 0.05 | no |
+
 <!-- csv: r/results_int8.csv -->
 | model | float | INT8 (integer model) |
 |---|---|---|
@@ -602,6 +646,10 @@ def test_checker_rebuilds_every_kind_of_table(tmp_path):
     ("(84.61, 84.65, 84.60)", "(84.60, 84.61, 84.65)", "row 'ReLU', column 'h = 0.5'"),      # seed order
     ("| +0.47 | 0.03 | 0.05 | yes | yes |", "| +0.47 | 0.03 | 0.05 | yes | no |", "column '|d| > 2 sd'"),
     ("| 0.32 | 0.55 | no | no |", "| 0.32 | 0.56 | no | no |", "column 'sd': the document has '0.56'"),
+    ("| LERP-PSA | 0.5 | 85.04 | 85.04 | +0.00 | 0.05 | no |", "| LERP-PSA | 0.5 | 85.04 | 85.04 | +0.00 | 0.04 | no |",
+     "column 'seed sd': the document has '0.04'"),
+    ("| 0.03 (pooled) | yes |", "| 0.03 | yes |", "column 'seed sd': the document has '0.03', r/results.csv and "
+     "r/fast/results.csv and r/results_seeds.csv gives '0.03 (pooled)'"),
     ("| LERP-PSA, h = 1.0 | 85.50 | 85.89 |", "| LERP-PSA, h = 1.0 | 85.50 | 85.98 |",
      "column 'INT8 (integer model)': the document has '85.98', r/results_int8.csv gives '85.89'"),
     ("<!-- csv: r/results_int8.csv -->", "<!-- csv: r/results_int9.csv -->",
@@ -648,6 +696,14 @@ def test_tables_printed_by_collect_results_pass():
         if os.path.isfile(a) and os.path.isfile(b):
             md = cr.compare_table(cr.read_seeds_csv(a), cr.read_seeds_csv(b), abl.versus, abl.label)
             docs.append(f"<!-- csv: {rel(a)} {rel(b)} -->\n" + "\n".join(
+                x for x in md.splitlines() if x.startswith("|")))
+        a, b = os.path.join(root, m.results_file), os.path.join(root, abl.folder, m.results_file)
+        s = os.path.join(root, m.seeds["results"])
+        if (os.path.isfile(b) and os.path.isfile(s)
+                and not os.path.isfile(os.path.join(root, abl.folder, m.seeds["results"]))):
+            md = cr.single_compare_table(cr.read_csv(a), cr.read_csv(b), cr.read_seeds_csv(s),
+                                         abl.versus, abl.label)
+            docs.append(f"<!-- csv: {rel(a)} {rel(b)} {rel(s)} -->\n" + "\n".join(
                 x for x in md.splitlines() if x.startswith("|")))
     text = "\n\n".join(docs) + "\n"
     assert len([t for t in tables("collect_results", ROOT, text) if t["source"]]) == len(docs)
