@@ -79,6 +79,31 @@ def test_interrupted_runs_resume_bit_identically(teacher, tmp_path):
         assert torch.equal(a[k], b[k]), f"{k} differs after resuming"
 
 
+def test_fast_path_resumes_bit_identically(teacher, tmp_path):
+    """--amp bf16 --compile: two processes that each train a part (killed after the first KD
+    epoch, then resumed) give the bits of one straight run, so the fast path is deterministic
+    across processes and its state complete."""
+    fast = ["--amp", "bf16", "--compile"]
+
+    def args(out, ck):
+        return ["--teacher-load", str(teacher), "--teacher-hidden-factor", "0.5", "--do-kd",
+                "--kd-epochs", "2", "--student-nl-act", "psa", "--student-hidden-factor", "0.25",
+                "--save", str(out), "--checkpoint-dir", str(ck), *fast]
+
+    straight = tmp_path / "straight.bin"
+    run(*args(straight, tmp_path / "ck_straight"))
+    resumed = tmp_path / "resumed.bin"
+    rc, _, _ = run_until(args(resumed, tmp_path / "ck"), "kd", signal.SIGKILL)
+    assert rc == -signal.SIGKILL and not resumed.exists()
+    run(*args(resumed, tmp_path / "ck"), "--resume")
+    a = torch.load(straight, weights_only=True)
+    b = torch.load(resumed, weights_only=True)
+    assert list(a) == list(b)
+    for k in a:
+        assert a[k].dtype != torch.bfloat16, k
+        assert torch.equal(a[k], b[k]), f"{k} differs after resuming the fast path"
+
+
 def test_truncated_state_is_never_used(teacher, tmp_path):
     ck = tmp_path / "ck"
     out = tmp_path / "s.bin"
