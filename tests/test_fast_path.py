@@ -255,3 +255,24 @@ def test_bench_train_refuses_a_bad_model_in_one_line():
                            "--models", "gelu:1"], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "use teacher or ACT:H" in proc.stderr
+
+
+@need_cpu
+@pytest.mark.parametrize("act", ["psa", "bspline"])
+def test_fast_path_compiles_without_graph_breaks(act):
+    """fullgraph=True: the model under bf16 autocast compiles to one graph, in training
+    (forward and backward) and in eval mode, the lookups staying our custom operators."""
+    from models import build_resmlp
+    torch.manual_seed(0)
+    m = build_resmlp(act, 0.25, in_channels=1, img_size=16, embed_dim=16, depth=1)
+    c = torch.compile(m, fullgraph=True)
+    x = torch.randn(8, 1, 16, 16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = c(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in m.parameters())
+    m.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ye = c(x)
+    assert torch.isfinite(ye.float()).all()
