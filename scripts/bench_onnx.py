@@ -11,6 +11,13 @@ Before timing, each graph is checked against its PyTorch model on the timing ima
 within 1e-4 of the largest logit, or the run stops) and its top-1 accuracy is measured in
 onnxruntime on the Fashion-MNIST test set (--accuracy-images).
 
+The integer models (--int8, on by default): the INT8 dumps of ReLU h = 2, ReLU h = 1 and
+LERP-PSA h = 1 (<act folder>/quant/<stem>/quant_params.npz under the model root, the models of
+results_int8.csv), each exported by deploy/onnx_int8.py and run in onnxruntime only (uint8
+images in, int32 logit codes out). Before timing each is checked against fpga.int_resmlp
+on the timing images (0 differing logits, or the run stops), and its accuracy is measured on
+--accuracy-images.
+
 Timing, for each thread count (--threads, default 1 and 2) and batch size (--batches, default
 1 and 128): one onnxruntime session per model with that many intra-op threads (sequential
 execution, all graph optimisations) and ``torch.set_num_threads`` for PyTorch eager under
@@ -46,6 +53,10 @@ PROG = "bench_onnx.py"
 MODELS = (("ReLU h = 2", "base", 2.0), ("ReLU h = 1", "base", 1.0),
           ("LERP-PSA h = 1", "psa", 1.0), ("B-spline h = 1", "bspline", 1.0))
 CLAIM = ("LERP-PSA h = 1", "ReLU h = 2")
+# The integer models (label, activation, hidden factor) and the INT8 claims: (model, reference).
+INT8_MODELS = (("INT8 ReLU h = 2", "base", 2.0), ("INT8 ReLU h = 1", "base", 1.0),
+               ("INT8 LERP-PSA h = 1", "psa", 1.0))
+INT8_CLAIMS = (("INT8 LERP-PSA h = 1", "INT8 ReLU h = 2"), ("INT8 LERP-PSA h = 1", "INT8 ReLU h = 1"))
 ENGINES = ("onnxruntime", "pytorch")
 TOL = 1e-4
 
@@ -98,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bspline-as-lerp", action="store_true",
                    help="also time the B-spline h = 1 model written as its LERP table")
     p.add_argument("--opset", type=int, default=17, help="opset of the graphs (17)")
+    p.add_argument("--no-int8", dest="int8", action="store_false",
+                   help="leave out the INT8 graphs (by default they are timed beside the float ones)")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     return p
 
@@ -180,6 +193,35 @@ def load_models(root: str, bspline_as_lerp: bool, opset: int):
     return out
 
 
+def int8_dump(root: str, act: str, h: float) -> str:
+    import experiments
+    m = experiments.load()
+    return os.path.join(root, m.activation(act).folder, "quant", m.stem(h), "quant_params.npz")
+
+
+def load_int8_models(root: str, opset: int):
+    """``[(label, (params, meta), onnx bytes, summary)]`` of the INT8 graphs."""
+    from deploy.onnx_export import summary
+    from deploy.onnx_int8 import export_int8
+    from fpga.int_resmlp import load_params
+    paths = [(label, int8_dump(root, act, h)) for label, act, h in INT8_MODELS]
+    missing = [p for _, p in paths if not os.path.isfile(p)]
+    if missing:
+        raise UserError(f"missing {len(missing)} INT8 dump(s), first {missing[0]}; run "
+                        "cifar10_quant.py --dump-params (scripts/run_quant_baseline.sh, "
+                        "scripts/run_quant_lerp_psa.sh) or pass --no-int8")
+    out = []
+    for label, path in paths:
+        params, meta = load_params(path)
+        proto = export_int8(params, meta, opset)
+        info = summary(proto)
+        data = proto.SerializeToString()
+        info.update(parameters=int(sum(v.size for v in params.values())), onnx_bytes=len(data),
+                    checkpoint=os.path.relpath(path, ROOT))
+        out.append((label, (params, meta), data, info))
+    return out
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -197,6 +239,7 @@ def main(argv=None) -> int:
         root = os.path.abspath(args.model_root or experiments.load().model_root("fashion-mnist",
                                                                                ROOT))
         models = load_models(root, args.bspline_as_lerp, args.opset)
+        int8_models = load_int8_models(root, args.opset) if args.int8 else []
         n_img = max(max(args.batches), args.accuracy_images)
         images, labels, _ = check_images(1, min(n_img, 10000), "fashion-mnist", args.dataset_dir)
         if max(args.batches) > len(images):
@@ -219,6 +262,27 @@ def main(argv=None) -> int:
                 info["accuracy_onnx"] = round(100.0 * float(
                     (logits.argmax(1) == labels[:args.accuracy_images].numpy()).mean()), 2)
 
+        if int8_models:
+            from deploy.onnx_int8 import check_int8, image_batch
+            n_u8 = max(max(args.batches), args.accuracy_images)
+            u8, u8_labels = image_batch(int8_models[0][1][1], args.dataset_dir, min(n_u8, 10000))
+            if max(args.batches) > len(u8):
+                u8 = np.tile(u8, (math.ceil(max(args.batches) / len(u8)), 1, 1, 1))
+        for name, (params, meta), data, info in int8_models:
+            session = make_session(data, threads=max(args.threads))
+            figures = check_int8(session, params, meta, u8[:max(args.batches)])
+            if figures["differing_logits"]:
+                raise UserError(f"{name}: {figures['differing_logits']} logit(s) of the INT8 graph "
+                                "differ from fpga.int_resmlp; not timing it")
+            info["check_differing_logits"] = 0
+            if args.accuracy_images:
+                figures = check_int8(session, params, meta, u8[:args.accuracy_images],
+                                     u8_labels[:args.accuracy_images])
+                if figures["differing_logits"]:
+                    raise UserError(f"{name}: {figures['differing_logits']} logit(s) of the INT8 "
+                                    "graph differ from fpga.int_resmlp on the accuracy images")
+                info["accuracy_onnx"] = figures["accuracy_onnx"]
+
         from tqdm import tqdm
         results = []
         total = len(args.threads) * len(args.batches) * args.repeats
@@ -226,7 +290,7 @@ def main(argv=None) -> int:
             for threads in args.threads:
                 torch.set_num_threads(threads)
                 sessions = {name: make_session(data, threads=threads)
-                            for name, _, data, _ in models}
+                            for name, _, data, _ in models + int8_models}
                 for batch in args.batches:
                     x_np = np.ascontiguousarray(images[:batch].numpy())
                     x_t = images[:batch].clone()
@@ -239,6 +303,12 @@ def main(argv=None) -> int:
                             with torch.inference_mode():
                                 model(x_t)
                         pairs[(name, "pytorch")] = eager
+                    if int8_models:
+                        u8_batch = np.ascontiguousarray(u8[:batch])
+                        for name, _, _, _ in int8_models:
+                            s = sessions[name]
+                            pairs[(name, "onnxruntime")] = (
+                                lambda s=s, x=u8_batch: s.run(None, {"images": x}))
                     times = measure(pairs, args.repeats, args.min_time, args.warmup, bar)
                     for (name, engine), ts in times.items():
                         q1, med, q3 = quartiles(ts)
@@ -252,9 +322,10 @@ def main(argv=None) -> int:
                    model_root=os.path.relpath(root, ROOT),
                    date=time.strftime("%Y-%m-%d %H:%M %Z"))
         claim = claim_ratios(results)
-        print_tables(models, results, claim, env, args.accuracy_images)
-        out = dict(environment=env, models={n: i for n, _, _, i in models}, timings=results,
-                   claim=claim)
+        int8_claim = int8_ratios(results) if int8_models else []
+        print_tables(models + int8_models, results, claim, env, args.accuracy_images, int8_claim)
+        out = dict(environment=env, models={n: i for n, _, _, i in models + int8_models},
+                   timings=results, claim=claim, int8_claim=int8_claim)
         line = json.dumps(out)
         if args.out:
             write_atomic(args.out, lambda f: f.write(line + "\n"))
@@ -279,7 +350,21 @@ def claim_ratios(results):
     return out
 
 
-def print_tables(models, results, claim, env, acc_images):
+def int8_ratios(results):
+    """For every (threads, batch) and INT8 claim (model, reference): reference latency / model
+    latency in onnxruntime (> 1: the model is faster)."""
+    lat = {(r["model"], r["threads"], r["batch"]): r["latency_ms"] for r in results
+           if r["engine"] == "onnxruntime"}
+    out = []
+    for model, ref in INT8_CLAIMS:
+        for (name, threads, batch), ms in sorted(lat.items(), key=lambda kv: kv[0][1:]):
+            if name == model and (ref, threads, batch) in lat:
+                out.append(dict(model=model, reference=ref, threads=threads, batch=batch,
+                                speedup=lat[(ref, threads, batch)] / ms))
+    return out
+
+
+def print_tables(models, results, claim, env, acc_images, int8_claim=()):
     print(f"{env['cpu']} ({env['logical_cpus']} logical CPUs), onnxruntime {env['onnxruntime']}, "
           f"PyTorch {env['torch']}, Python {env['python']}, {env['date']}; median of "
           f"{env['repeats']} rounds, models alternated in one process")
@@ -300,14 +385,21 @@ def print_tables(models, results, claim, env, acc_images):
         rows.setdefault((r["threads"], r["batch"], r["model"]), {})[r["engine"]] = r
     order = [n for n, _, _, _ in models]
     for (threads, batch, model) in sorted(rows, key=lambda k: (k[0], k[1], order.index(k[2]))):
-        o, p = (rows[(threads, batch, model)][e] for e in ENGINES)
+        o = rows[(threads, batch, model)]["onnxruntime"]
+        p = rows[(threads, batch, model)].get("pytorch")
+        torch_cols = (f"{p['latency_ms']:.3f} | {p['images_per_s']:,.0f}" if p else "- | -")
         print(f"| {threads} | {batch} | {model} | {o['latency_ms']:.3f} | "
-              f"{o['images_per_s']:,.0f} | {p['latency_ms']:.3f} | {p['images_per_s']:,.0f} |")
+              f"{o['images_per_s']:,.0f} | {torch_cols} |")
     print()
     for c in claim:
         verdict = "faster" if c["speedup"] > 1 else "slower"
         print(f"{c['engine']}, {c['threads']} thread(s), batch {c['batch']}: {CLAIM[0]} is "
               f"{verdict} than {CLAIM[1]}: latency ratio {CLAIM[1]} / {CLAIM[0]} = "
+              f"{c['speedup']:.2f}")
+    for c in int8_claim:
+        verdict = "faster" if c["speedup"] > 1 else "slower"
+        print(f"onnxruntime, {c['threads']} thread(s), batch {c['batch']}: {c['model']} is "
+              f"{verdict} than {c['reference']}: latency ratio {c['reference']} / {c['model']} = "
               f"{c['speedup']:.2f}")
 
 

@@ -3,6 +3,7 @@
 
   python scripts/export_onnx.py --checkpoint FILE --out MODEL.onnx [--opset 17]
   python scripts/export_onnx.py --checkpoint FILE --out MODEL.onnx --check 1000
+  python scripts/export_onnx.py --int8 --params D/quant_params.npz --out M.onnx --check 10000
 
 The checkpoint defines the model, as for ``cifar10_main.py --test-only --load FILE``: a
 ResMLP with ReLU, B-spline or LERP-PSA activations, or a ResNet-20. The graph (deploy/
@@ -18,6 +19,11 @@ logit), the number of images whose top-1 class differs, and both accuracies.
 
 It prints what it wrote and, as its last line, one JSON object: out, opset, nodes, op_types
 (op -> count), bytes, parameters, model, and check (the figures above) when asked.
+``--int8 --params D/quant_params.npz`` exports instead the integer model of ``fpga.int_resmlp``
+(deploy/onnx_int8.py: input the uint8 image, output the int32 logit codes); its ``--check N``
+runs the first N Fashion-MNIST test images in onnxruntime beside ``fpga.int_resmlp.forward``
+and prints the number of differing logits (0 when the graph is right) and both accuracies.
+
 Bad input (a missing file, not a checkpoint, an unknown architecture) is one line on stderr
 and exit status 2.
 """
@@ -45,7 +51,15 @@ class OneLineParser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="the model file (.bin state_dict)")
+    p.add_argument("--checkpoint", default=None, help="the model file (.bin state_dict)")
+    p.add_argument("--int8", action="store_true",
+                   help="export the integer model of --params (fpga.int_resmlp) instead")
+    p.add_argument("--params", default=None,
+                   help="--int8: the quant_params.npz of cifar10_quant.py --dump-params")
+    p.add_argument("--unsigned-weights", action="store_true",
+                   help="--int8: weights as uint8 with zero point 128 (onnxruntime's u8u8 "
+                        "kernel, exact on every CPU; the default u8s8 kernel can saturate on "
+                        "x86 CPUs without VNNI)")
     p.add_argument("--out", required=True, help="the ONNX file to write (folders are created)")
     p.add_argument("--opset", type=int, default=17, help="default-domain opset, 17 or later (17)")
     p.add_argument("--check", type=int, default=0, metavar="N",
@@ -71,11 +85,56 @@ def describe(model) -> str:
             f"{info['embed_dim']}, {info['depth']} blocks, {info['in_channels']} channel(s)")
 
 
+def main_int8(args) -> int:
+    from deploy.onnx_export import check_opset, require_onnx, save_model, summary
+    require_onnx()
+    check_opset(args.opset)
+    if args.checkpoint:
+        raise UserError("--int8 exports the integer model of --params; drop --checkpoint")
+    if not args.params:
+        raise UserError("--int8 needs --params D/quant_params.npz (cifar10_quant.py --dump-params)")
+    if args.check:
+        from deploy.onnx_check import require_onnxruntime
+        require_onnxruntime()
+    from deploy.onnx_int8 import check_int8, export_int8, image_batch
+    from fpga.int_resmlp import load_params
+    params, meta = load_params(args.params)
+    if args.check:  # the images first: nothing is written when they are missing
+        images, labels = image_batch(meta, args.dataset_dir, args.check)
+    proto = export_int8(params, meta, args.opset, unsigned_weights=args.unsigned_weights)
+    path = save_model(proto, args.out)
+    info = summary(proto)
+    act = {"base": "ReLU", "psa": "LERP-PSA"}[meta["act"]]
+    result = dict(out=path, opset=args.opset, nodes=info["nodes"], op_types=info["op_types"],
+                  bytes=os.path.getsize(path),
+                  model=f"INT8 ResMLP {act}, hidden {meta['hidden']}",
+                  weights="u8u8" if args.unsigned_weights else "u8s8")
+    print(f"wrote {path}: {result['model']}, {info['nodes']} nodes "
+          f"({', '.join(f'{k} {v}' for k, v in info['op_types'].items())}), opset "
+          f"{args.opset}, {result['bytes'] / 1024:.1f} KiB")
+    if args.check:
+        from deploy.onnx_check import make_session
+        figures = check_int8(make_session(path), params, meta, images, labels)
+        print(f"check on {figures['images']} fashion-mnist images: {figures['differing_logits']} "
+              f"logit(s) differ from fpga.int_resmlp on {figures['differing_images']} image(s); "
+              f"top-1 accuracy {figures['accuracy_onnx']:.2f} % (onnxruntime), "
+              f"{figures['accuracy_reference']:.2f} % (fpga.int_resmlp)")
+        result["check"] = figures
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.check < 0:
             raise UserError(f"--check must be 0 or a positive number of images, got {args.check}")
+        if args.int8:
+            return main_int8(args)
+        if args.params or args.unsigned_weights:
+            raise UserError("--params and --unsigned-weights go with --int8")
+        if not args.checkpoint:
+            raise UserError("pass --checkpoint FILE (or --int8 --params D/quant_params.npz)")
         from deploy.onnx_export import (check_opset, count_parameters, export_model,
                                         require_onnx, save_model, summary)
         require_onnx()

@@ -423,6 +423,11 @@ def test_bench_onnx_runs_and_reports_every_pair(tmp_path, capsys):
     for _, act, h in bench_onnx.MODELS:
         save_checkpoint(perturbed(build_resmlp(act, h, in_channels=1, embed_dim=24, depth=1)),
                         M.checkpoint(str(tmp_path), act, h))
+    from fpga.int_resmlp import random_params, save_params
+    for k, (_, act, h) in enumerate(bench_onnx.INT8_MODELS):
+        path = bench_onnx.int8_dump(str(tmp_path), act, h)
+        os.makedirs(os.path.dirname(path))
+        save_params(path, *random_params(act, int(24 * h), channels=24, depth=1, seed=k))
     assert bench_onnx.main(["--model-root", str(tmp_path), "--threads", "1", "--batches", "1",
                             "3", "--repeats", "2", "--min-time", "0.001", "--warmup", "1",
                             "--accuracy-images", "20", "--bspline-as-lerp",
@@ -431,12 +436,18 @@ def test_bench_onnx_runs_and_reports_every_pair(tmp_path, capsys):
     result = json.loads(out.strip().splitlines()[-1])
     assert result == json.loads((tmp_path / "b.json").read_text())
     names = [n for n, _, _ in bench_onnx.MODELS] + ["B-spline h = 1 (as LERP)"]
-    assert list(result["models"]) == names
+    int8 = [n for n, _, _ in bench_onnx.INT8_MODELS]
+    assert list(result["models"]) == names + int8
     pairs = {(t["model"], t["engine"], t["threads"], t["batch"]) for t in result["timings"]}
-    assert pairs == {(n, e, 1, b) for n in names for e in bench_onnx.ENGINES for b in (1, 3)}
+    assert pairs == {(n, e, 1, b) for n in names for e in bench_onnx.ENGINES for b in (1, 3)} | {
+        (n, "onnxruntime", 1, b) for n in int8 for b in (1, 3)}
+    assert all(result["models"][n]["check_differing_logits"] == 0 for n in int8)
+    assert {(c["reference"], c["batch"]) for c in result["int8_claim"]} == {
+        (r, b) for _, r in bench_onnx.INT8_CLAIMS for b in (1, 3)}
+    assert "| 1 | 3 | INT8 LERP-PSA h = 1 |" in out
     assert all(t["latency_ms"] > 0 and t["images_per_s"] > 0 for t in result["timings"])
     assert all(i["check_max_rel_diff"] <= TOL and 0 <= i["accuracy_onnx"] <= 100
-               for i in result["models"].values())
+               for n, i in result["models"].items() if n not in int8)
     assert {(c["engine"], c["batch"]) for c in result["claim"]} == {
         (e, b) for e in bench_onnx.ENGINES for b in (1, 3)}
     assert "| 1 | 3 | LERP-PSA h = 1 |" in out
