@@ -6,13 +6,22 @@ tracing): every node is in the default ``ai.onnx`` domain, the batch dimension i
 float32.
 
 **Learned activations** become their eval-mode tables plus elementwise nodes and two
-``GatherElements`` nodes, written out as the kernels compute them (kernels/backends/reference.py,
-docs/METHOD.md sections 4 and 5). For an activation of F features the table is flattened
-feature-major, so feature i's row starts at i * P (P points), and the index of an input is
-``j + i * P`` (an int32 ``Add`` of the per-feature offsets, broadcast over the leading axes).
+``GatherElements`` nodes.
 
-LERP (a LERP-PSA layer; its table is ``T + t`` for the residual sublayer ``x + LerpPSA(x)``, the
-table the PyTorch forward reads, taken from the module itself)::
+By default a LERP table (a LERP-PSA layer; its table is ``T + t`` for the residual sublayer
+``x + LerpPSA(x)``, the table the PyTorch forward reads, taken from the module itself; and a
+B-spline with ``bspline_as_lerp``) is the *lean lookup* (:func:`lean_lerp_nodes`): the MLP runs
+on (rows, channels), the tables are (segments, F) read along axis 0 at the segment index, and
+the value is ``c[j] + u d[j]`` (intercept and slope of the segment): 9 nodes with the BatchNorm
+in front folded into the index multiply-add, 7 when the Linear before it gives the grid
+coordinate (the index scale and offset folded into its weight and bias). Equal to the
+kernels up to fp32 rounding (tests/test_onnx_export.py).
+
+``kernel_lerp=True`` writes the kernels' operations instead (kernels/backends/reference.py,
+docs/METHOD.md sections 4 and 5), bit for bit. For an activation of F features the table is
+flattened feature-major, so feature i's row starts at i * P (P points), and the index of an
+input is ``j + i * P`` (an int32 ``Add`` of the per-feature offsets, broadcast over the leading
+axes)::
 
     u    = (x + R) * ((G - 1) / (2R))          Add, Mul (a multiplication, as the kernels)
     j    = clamp(floor(u), 0, G - 2)            Floor, Clip
@@ -48,12 +57,12 @@ the graph differs from PyTorch only by rounding (about 1e-7 relative). Folded: R
 every BatchNorm into its convolution; ResMLP's token-mixing BatchNorm and ``A2`` around the
 token Linear (into one scale and one (tokens, channels) shift after the ``MatMul``); the
 channel-mixing BatchNorm into the MLP's first Linear for ReLU; every ``A2`` into the MLP's last
-Linear; the head BatchNorm through the token mean into the classifier. Not folded: the
-channel-mixing BatchNorm in front of a learned activation (B-spline, LERP-PSA). It could only
-go into the lookup's index, ``(x s + b + R) * scale`` rewritten as ``x s' + b'``; floor() of
-the rewritten index picks the neighbouring segment for inputs within rounding of a grid
-point, so the graph would no longer compute the kernels' index. It stays one ``Mul`` and one
-``Add``.
+Linear; the head BatchNorm through the token mean into the classifier; with the lean lookup,
+the channel-mixing BatchNorm into the first lookup's index (``(x s + b + R) * scale`` written
+as ``x s' + b'``). Not folded: that BatchNorm in front of a B-spline written by its kernel
+formula or of a ``kernel_lerp`` lookup: floor() of the rewritten index picks the neighbouring
+segment for inputs within rounding of a grid point, so the graph would no longer compute the
+kernels' index. It stays one ``Mul`` and one ``Add``.
 """
 from __future__ import annotations
 
@@ -280,19 +289,70 @@ def bspline_nodes(g: _Graph, x: str, coefficients: np.ndarray, range_: float, ba
                                 base + "/above_term")], base + "/out")
 
 
-def activation_nodes(g: _Graph, x: str, mod: nn.Module, base: str, bspline_as_lerp: bool) -> str:
-    """The nodes of one activation module (ReLU, ResidualLerpPSA, LerpPSA, BSpline)."""
+def lean_lerp_nodes(g: _Graph, x: str, table: np.ndarray, grid_range: float, base: str,
+                    pre=None, u_given: bool = False) -> str:
+    """The lean lookup of ``x`` (rows, F), 2-D, in ``table`` (F, G) on [-R, R]: the same
+    piecewise-linear function with the same edge extrapolation as :func:`lerp_nodes`, in 9 nodes
+    (7 when the previous Linear already gives the grid coordinate, ``u_given``)::
+
+        u = x * a + b                 Mul, Add: per-feature a = s (G-1)/(2R), b = (t + R)(G-1)/(2R)
+                                      for the affine ``pre`` = (s, t) in front (a BatchNorm)
+        j = clip(int(clip(u, 0, G-2)), 0, G-2)   Clip, Cast, Clip (the int Clip maps NaN to 0)
+        y = c[j] + u * d[j]           GatherElements x 2 (axis 0 of (G-1, F) tables), Mul, Add
+
+    with the segment's slope ``d[j] = T[j+1] - T[j]`` and intercept ``c[j] = T[j] - j d[j]``
+    computed in float64 and rounded once. A NaN input reads segment 0 and gives NaN."""
+    features, points = table.shape
+    if points < 2:
+        raise ExportError(f"{base}: a LERP table needs at least 2 points, got {points}")
+    scale = (points - 1) / (2.0 * float(grid_range))
+    if not u_given:
+        s, t = pre if pre is not None else (np.ones(features), np.zeros(features))
+        x = g.op("Mul", [x, g.const(base + ".index_scale", _f32(s * scale))], base + "/scale")
+        x = g.op("Add", [x, g.const(base + ".index_shift", _f32((t + float(grid_range)) * scale))],
+                 base + "/u")
+    last = float(points - 2)
+    j = g.op("Clip", [x, g.const("zero", 0.0), g.const(base + ".last_segment", last)],
+             base + "/clip")
+    j = g.op("Cast", [j], base + "/index", to=_INT32)
+    j = g.op("Clip", [j, g.const("i32_zero", 0, np.int32),
+                      g.const(base + ".last_index", int(last), np.int32)], base + "/index_clip")
+    t64 = np.asarray(table, np.float64)
+    slope = t64[:, 1:] - t64[:, :-1]
+    intercept = t64[:, :-1] - np.arange(points - 1)[None, :] * slope
+    c = g.op("GatherElements", [g.const(base + ".intercept", _f32(intercept.T)), j],
+             base + "/intercept", axis=0)
+    d = g.op("GatherElements", [g.const(base + ".slope", _f32(slope.T)), j], base + "/slope",
+             axis=0)
+    return g.op("Add", [c, g.op("Mul", [x, d], base + "/step")], base + "/out")
+
+
+def lerp_table_of(mod: nn.Module, bspline_as_lerp: bool):
+    """``(table (F, G) float64, R)`` of a module the lean lookup can write, else None."""
     from activations import BSpline, LerpPSA, ResidualLerpPSA
-    if isinstance(mod, nn.ReLU):
-        return g.op("Relu", [x], base)
     if isinstance(mod, (ResidualLerpPSA, LerpPSA)):
         psa = mod.psa if isinstance(mod, ResidualLerpPSA) else mod
         with torch.no_grad():  # the eval-mode table the PyTorch forward reads
             table = psa.table(residual=isinstance(mod, ResidualLerpPSA))
-        return lerp_nodes(g, x, _f64(table), psa.grid_range, base)
+        return _f64(table), float(psa.grid_range)
+    if isinstance(mod, BSpline) and bspline_as_lerp:
+        return _f64(mod.coefficients), float(mod.range_)
+    return None
+
+
+def activation_nodes(g: _Graph, x: str, mod: nn.Module, base: str, bspline_as_lerp: bool,
+                     kernel_lerp: bool = True) -> str:
+    """The nodes of one activation module (ReLU, ResidualLerpPSA, LerpPSA, BSpline);
+    ``kernel_lerp=False`` writes a LERP table as :func:`lean_lerp_nodes` (``x`` 2-D)."""
+    from activations import BSpline
+    if isinstance(mod, nn.ReLU):
+        return g.op("Relu", [x], base)
+    lerp = lerp_table_of(mod, bspline_as_lerp)
+    if lerp is not None:
+        if not kernel_lerp:
+            return lean_lerp_nodes(g, x, lerp[0], lerp[1], base)
+        return lerp_nodes(g, x, lerp[0], lerp[1], base)
     if isinstance(mod, BSpline):
-        if bspline_as_lerp:
-            return lerp_nodes(g, x, _f64(mod.coefficients), mod.range_, base)
         return bspline_nodes(g, x, _f64(mod.coefficients), mod.range_, base)
     raise ExportError(f"{base}: no ONNX export for a {type(mod).__name__} activation (ReLU, "
                       "B-spline and LERP-PSA are supported)")
@@ -301,10 +361,20 @@ def activation_nodes(g: _Graph, x: str, mod: nn.Module, base: str, bspline_as_le
 # --- ResMLP ---------------------------------------------------------------------------------------
 
 def _mlp_nodes(g: _Graph, x: str, mlp: nn.Sequential, pre, post, base: str,
-               bspline_as_lerp: bool) -> str:
+               bspline_as_lerp: bool, kernel_lerp: bool, tokens: int) -> str:
     """The channel MLP with the affine ``pre`` (the BatchNorm) before it and ``post`` (A2)
-    after it, each folded into the adjacent Linear when nothing non-linear sits between."""
+    after it, each folded into the adjacent Linear when nothing non-linear sits between.
+
+    Lean lookups (``kernel_lerp=False``) run on 2-D (rows, channels): the MLP is reshaped
+    around them (two free Reshapes); the BatchNorm in front of a lookup goes into its index
+    multiply-add, and a lookup right after a Linear takes its grid coordinate from that Linear
+    (the index scale and offset folded into the weight and bias)."""
     mods = list(mlp)
+    lean = not kernel_lerp and any(lerp_table_of(m, bspline_as_lerp) is not None for m in mods)
+    channels = next(m.in_features for m in mods if isinstance(m, nn.Linear))
+    if lean:
+        x = g.op("Reshape", [x, g.const("rows_shape", [-1, channels], np.int64)], base + "/rows")
+    u_given = False
     for k, mod in enumerate(mods):
         name = f"{base}.{k}"
         if isinstance(mod, nn.Linear):
@@ -314,18 +384,32 @@ def _mlp_nodes(g: _Graph, x: str, mlp: nn.Sequential, pre, post, base: str,
             pre = None
             if last:
                 post = None
+            nxt = lerp_table_of(mods[k + 1], bspline_as_lerp) if lean and not last else None
+            if nxt is not None:  # the next lookup's grid coordinate u = y (G-1)/(2R) + (G-1)/2
+                scale = (nxt[0].shape[1] - 1) / (2.0 * nxt[1])
+                w, b = fold_into_linear(w, b, post=(np.full(len(b), scale),
+                                                    np.full(len(b), nxt[1] * scale)))
+                u_given = True
             x = g.linear(x, w, b, name)
         else:
+            lerp = lerp_table_of(mod, bspline_as_lerp) if lean else None
+            if lerp is not None:
+                x = lean_lerp_nodes(g, x, lerp[0], lerp[1], name, pre=pre, u_given=u_given)
+                pre, u_given = None, False
+                continue
             if pre is not None:  # a BatchNorm right before a learned activation: kept
                 x = g.affine(x, *pre, name + ".pre_affine")
                 pre = None
             x = activation_nodes(g, x, mod, name, bspline_as_lerp)
     if post is not None:
         x = g.affine(x, *post, base + ".post_affine")
+    if lean:
+        x = g.op("Reshape", [x, g.const("tokens_shape", [-1, tokens, channels], np.int64)],
+                 base + "/tokens")
     return x
 
 
-def _resmlp_graph(g: _Graph, model, bspline_as_lerp: bool) -> tuple:
+def _resmlp_graph(g: _Graph, model, bspline_as_lerp: bool, kernel_lerp: bool) -> tuple:
     C, S, p = model.in_channels, model.img_size, model.patch_size
     grid = model.grid
     # Patches as model.patchify: (B, C, g, p, g, p) -> (B, g, g, p, p, C) -> (B, g*g, p*p*C).
@@ -352,7 +436,7 @@ def _resmlp_graph(g: _Graph, model, bspline_as_lerp: bool) -> tuple:
         # Channel mixing: x + A2(MLP(BN(x))).
         h = _mlp_nodes(g, x, cross_channel.layers, bn_affine(cross_channel.affine_1.bn),
                        (_f64(cross_channel.affine_2.weight), _f64(cross_channel.affine_2.bias)),
-                       base + ".channel_mlp", bspline_as_lerp)
+                       base + ".channel_mlp", bspline_as_lerp, kernel_lerp, grid * grid)
         x = g.op("Add", [x, h], base + ".channel_mix/residual")
     # Head: classifier(mean_t(BN(x))) = classifier'(mean_t(x)), the BatchNorm folded through
     # the (linear) token mean into the classifier.
@@ -415,12 +499,15 @@ def _resnet_graph(g: _Graph, model) -> tuple:
 _INT32 = 6  # onnx.TensorProto.INT32 (kept literal so this module imports without onnx)
 
 
-def export_model(model: nn.Module, opset: int = DEFAULT_OPSET, bspline_as_lerp: bool = False):
+def export_model(model: nn.Module, opset: int = DEFAULT_OPSET, bspline_as_lerp: bool = False,
+                 kernel_lerp: bool = False):
     """The ``onnx.ModelProto`` of ``model`` (a ``ResMLP`` or ``ResNet20``) in eval mode.
 
     The graph holds default-domain nodes only, opset ``opset`` (17 or later), float32 weights,
     a symbolic batch dimension. It is checked with ``onnx.checker`` (full check, with shape
-    inference) before it is returned. ``model`` is left in the mode it was in.
+    inference) before it is returned. ``model`` is left in the mode it was in. LERP tables are
+    written as :func:`lean_lerp_nodes` unless ``kernel_lerp`` (then :func:`lerp_nodes`, the
+    kernels' operations bit for bit, 19 nodes per lookup plus the BatchNorm's two).
     """
     onnx = require_onnx()
     from onnx import TensorProto, helper
@@ -431,7 +518,7 @@ def export_model(model: nn.Module, opset: int = DEFAULT_OPSET, bspline_as_lerp: 
     model.eval()
     try:
         if isinstance(model, ResMLP):
-            in_shape, out_shape, out = _resmlp_graph(g, model, bspline_as_lerp)
+            in_shape, out_shape, out = _resmlp_graph(g, model, bspline_as_lerp, kernel_lerp)
             kind = f"ResMLP ({getattr(model, 'act', '?')}, hidden factor " \
                    f"{getattr(model, 'hidden_factor', float('nan')):g})"
         elif isinstance(model, ResNet20):
@@ -456,16 +543,18 @@ def export_model(model: nn.Module, opset: int = DEFAULT_OPSET, bspline_as_lerp: 
     return proto
 
 
-def export_activation(mod: nn.Module, opset: int = DEFAULT_OPSET, bspline_as_lerp: bool = False):
+def export_activation(mod: nn.Module, opset: int = DEFAULT_OPSET, bspline_as_lerp: bool = False,
+                      kernel_lerp: bool = False):
     """One activation module (ReLU, LerpPSA, ResidualLerpPSA, BSpline) as a model of its
-    own: input ``x`` (batch, F) float32, output ``y``; the nodes are those of a full export."""
+    own: input ``x`` (batch, F) float32, output ``y``; the nodes are those of a full export
+    (a lean lookup with its own index multiply-add, as in front of a model's first Linear)."""
     onnx = require_onnx()
     from onnx import TensorProto, helper
     g = _Graph(check_opset(opset))
     was_training = mod.training
     mod.eval()
     try:
-        y = activation_nodes(g, "x", mod, "act", bspline_as_lerp)
+        y = activation_nodes(g, "x", mod, "act", bspline_as_lerp, kernel_lerp)
     finally:
         mod.train(was_training)
     g.nodes.append(helper.make_node("Identity", [y], ["y"], name="y"))
@@ -515,5 +604,6 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = ["DEFAULT_OPSET", "MIN_OPSET", "INPUT", "OUTPUT", "ExportError", "export_model",
            "export_activation", "save_model", "summary", "max_opset", "check_opset",
-           "require_onnx", "bn_affine", "fold_into_linear", "lerp_nodes", "bspline_nodes",
+           "require_onnx", "bn_affine", "fold_into_linear", "lerp_nodes", "lean_lerp_nodes",
+           "bspline_nodes",
            "count_parameters"]

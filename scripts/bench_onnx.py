@@ -6,7 +6,8 @@
 
 Models (the manifest's Fashion-MNIST folder, or --model-root): ReLU h = 2, ReLU h = 1,
 LERP-PSA h = 1 and B-spline h = 1 (hidden 192, 96, 96, 96), each exported as by
-scripts/export_onnx.py (--bspline-as-lerp adds the B-spline written as its LERP table).
+scripts/export_onnx.py (--bspline-as-lerp adds the B-spline written as its LERP table,
+--kernel-lerp the LERP-PSA h = 1 graph with the kernel-exact lookups).
 Before timing, each graph is checked against its PyTorch model on the timing images (logits
 within 1e-4 of the largest logit, or the run stops) and its top-1 accuracy is measured in
 onnxruntime on the Fashion-MNIST test set (--accuracy-images).
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Fashion-MNIST test images for the accuracy column (10000; 0: skip)")
     p.add_argument("--bspline-as-lerp", action="store_true",
                    help="also time the B-spline h = 1 model written as its LERP table")
+    p.add_argument("--kernel-lerp", action="store_true",
+                   help="also time the LERP-PSA h = 1 graph with the kernel-exact lookups (19 "
+                        "nodes each, the export before the lean lookup)")
     p.add_argument("--opset", type=int, default=17, help="opset of the graphs (17)")
     p.add_argument("--no-int8", dest="int8", action="store_false",
                    help="leave out the INT8 graphs (by default they are timed beside the float ones)")
@@ -165,7 +169,7 @@ def cpu_name() -> str:
 
 # --- the run -----------------------------------------------------------------------------------
 
-def load_models(root: str, bspline_as_lerp: bool, opset: int):
+def load_models(root: str, bspline_as_lerp: bool, opset: int, kernel_lerp: bool = False):
     """``[(label, torch model, onnx bytes, summary)]`` of the benchmarked models."""
     import experiments
     from deploy.onnx_export import count_parameters, export_model, summary
@@ -180,11 +184,13 @@ def load_models(root: str, bspline_as_lerp: bool, opset: int):
     out = []
     for label, path, is_bspline in paths:
         model = build_from_checkpoint(path).eval()
-        variants = [(label, False)]
+        variants = [(label, False, False)]
         if is_bspline and bspline_as_lerp:
-            variants.append((label + " (as LERP)", True))
-        for name, as_lerp in variants:
-            proto = export_model(model, opset, bspline_as_lerp=as_lerp)
+            variants.append((label + " (as LERP)", True, False))
+        if label == CLAIM[0] and kernel_lerp:
+            variants.append((label + " (kernel LERP)", False, True))
+        for name, as_lerp, exact in variants:
+            proto = export_model(model, opset, bspline_as_lerp=as_lerp, kernel_lerp=exact)
             info = summary(proto)
             data = proto.SerializeToString()
             info.update(parameters=count_parameters(model), onnx_bytes=len(data),
@@ -238,7 +244,7 @@ def main(argv=None) -> int:
             raise UserError(f"--accuracy-images must be 0..10000, got {args.accuracy_images}")
         root = os.path.abspath(args.model_root or experiments.load().model_root("fashion-mnist",
                                                                                ROOT))
-        models = load_models(root, args.bspline_as_lerp, args.opset)
+        models = load_models(root, args.bspline_as_lerp, args.opset, args.kernel_lerp)
         int8_models = load_int8_models(root, args.opset) if args.int8 else []
         n_img = max(max(args.batches), args.accuracy_images)
         images, labels, _ = check_images(1, min(n_img, 10000), "fashion-mnist", args.dataset_dir)

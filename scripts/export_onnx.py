@@ -69,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "synthetic), fashion-mnist, synthetic")
     p.add_argument("--dataset-dir", default=None,
                    help="folder of the Fashion-MNIST idx files (default: the Debian package's)")
+    p.add_argument("--kernel-lerp", action="store_true",
+                   help="write LERP tables as the kernels compute them, bit for bit (19 nodes "
+                        "per lookup plus the BatchNorm's 2) instead of the lean lookup (9 nodes "
+                        "with the BatchNorm, 7 after a Linear; equal up to fp32 rounding)")
     p.add_argument("--bspline-as-lerp", action="store_true",
                    help="write B-splines as the equal K-point LERP table (19 nodes instead of "
                         "30 per activation; equal up to fp32 rounding)")
@@ -148,7 +152,8 @@ def main(argv=None) -> int:
             from deploy.onnx_check import check_images, compare, make_session
             images, labels, data = check_images(int(model.in_channels), args.check,
                                                 args.check_data, args.dataset_dir)
-        proto = export_model(model, args.opset, bspline_as_lerp=args.bspline_as_lerp)
+        proto = export_model(model, args.opset, bspline_as_lerp=args.bspline_as_lerp,
+                             kernel_lerp=args.kernel_lerp)
         path = save_model(proto, args.out)
         info = summary(proto)
         result = dict(out=path, opset=args.opset, nodes=info["nodes"], op_types=info["op_types"],

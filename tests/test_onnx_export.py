@@ -134,7 +134,7 @@ def test_lerp_nodes_equal_reference_backend_bitwise(F, G, R, residual):
     mod = (ResidualLerpPSA if residual else LerpPSA)(F, grid_size=G, grid_range=R).eval()
     psa = mod.psa if residual else mod
     x = probe_inputs(R, G, F)
-    y = run(E.export_activation(mod), {"x": x.numpy()})
+    y = run(E.export_activation(mod, kernel_lerp=True), {"x": x.numpy()})
     with torch.no_grad():
         table = psa.table(residual=residual)
         ref = kernels.lerp(x, table, R, impl="reference").numpy()
@@ -143,6 +143,31 @@ def test_lerp_nodes_equal_reference_backend_bitwise(F, G, R, residual):
     fin = np.isfinite(ref)
     assert np.array_equal(np.isnan(y), np.isnan(ref)) and np.isnan(y[np.isnan(x.numpy())]).all()
     np.testing.assert_allclose(y[fin], module[fin], rtol=1e-6, atol=1e-6 * np.abs(ref[fin]).max())
+    assert_oracle(y, x, np.linspace(-R, R, G), table)
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["lerp_psa", "residual"])
+@pytest.mark.parametrize("F,G,R", LERP_SHAPES)
+def test_lean_lerp_nodes_equal_reference_backend(F, G, R, residual):
+    """The lean lookup (9 nodes, deploy/onnx_export.py lean_lerp_nodes): the same function as
+    the reference backend up to fp32 rounding (the intercept form c[j] + u d[j] rounds
+    differently, and near a grid point it may read the neighbouring segment, which meets it
+    there), NaN where the input is NaN, and against the float64 interpolation."""
+    torch.manual_seed(F + G)
+    mod = (ResidualLerpPSA if residual else LerpPSA)(F, grid_size=G, grid_range=R).eval()
+    psa = mod.psa if residual else mod
+    x = probe_inputs(R, G, F)
+    proto = E.export_activation(mod)
+    assert E.summary(proto)["nodes"] == 9 + 1  # + the Identity naming the output
+    y = run(proto, {"x": x.numpy()})
+    with torch.no_grad():
+        table = psa.table(residual=residual)
+        ref = kernels.lerp(x, table, R, impl="reference").numpy()
+    assert np.array_equal(np.isnan(y), np.isnan(ref)) and np.isnan(y[np.isnan(x.numpy())]).all()
+    fin = np.isfinite(ref)
+    assert np.array_equal(np.isinf(y), np.isinf(ref)) and np.array_equal(y[np.isinf(ref)],
+                                                                      ref[np.isinf(ref)])
+    np.testing.assert_allclose(y[fin], ref[fin], rtol=1e-5, atol=1e-5 * np.abs(ref[fin]).max())
     assert_oracle(y, x, np.linspace(-R, R, G), table)
 
 
@@ -172,7 +197,7 @@ def test_a_division_by_the_step_is_caught():
     F, G, R = 8, 64, 4.0
     assert len(quotient_differs(R, G)) >= 5  # the inputs that tell the two apart exist
     mod = LerpPSA(F, grid_size=G, grid_range=R).eval()
-    proto = E.export_activation(mod)
+    proto = E.export_activation(mod, kernel_lerp=True)
     (node,) = [n for n in proto.graph.node if n.name == "act/u"]
     assert node.op_type == "Mul"
     node.op_type = "Div"
@@ -254,12 +279,21 @@ def test_small_models_match_pytorch(name, opset):
 
 def test_folds_are_where_documented():
     """ReLU: every BatchNorm and A2 folded (Mul only for the token-mix scale, one per block).
-    Learned activations: the channel BatchNorm kept as Mul + Add in front of the first one."""
+    B-spline and the kernel-exact LERP: the channel BatchNorm kept as Mul + Add in front of the
+    first activation. Lean LERP: the BatchNorm in the first lookup's index multiply-add, the
+    second lookup's index in the Linear before it: 9 + 7 nodes per MLP."""
     counts = {name: E.summary(E.export_model(SMALL[name]()))["op_types"]
               for name in ("relu", "lerp_psa", "bspline", "resnet20")}
     assert counts["relu"].get("Mul") == 2 and counts["relu"]["MatMul"] == 1 + 2 * 3
-    named = [n.name for n in E.export_model(SMALL["lerp_psa"]()).graph.node]
+    named = [n.name for n in E.export_model(SMALL["lerp_psa"](), kernel_lerp=True).graph.node]
     assert sum(n.endswith(".pre_affine/mul") for n in named) == 2
+    lean = E.export_model(SMALL["lerp_psa"]())
+    named = [n.name for n in lean.graph.node]
+    assert not any("pre_affine" in n for n in named)
+    for i in range(2):
+        for k, want in ((0, 9), (2, 7)):
+            nodes = [n for n in named if n.startswith(f"layers.{i}.channel_mlp.{k}/")]
+            assert len(nodes) == want, nodes
     assert counts["lerp_psa"]["GatherElements"] == 2 * 2 * 2
     assert counts["bspline"]["GatherElements"] == 8 and "Gather" not in counts["bspline"]
     assert "Mul" not in counts["resnet20"] and counts["resnet20"]["Conv"] == 19
@@ -430,12 +464,13 @@ def test_bench_onnx_runs_and_reports_every_pair(tmp_path, capsys):
         save_params(path, *random_params(act, int(24 * h), channels=24, depth=1, seed=k))
     assert bench_onnx.main(["--model-root", str(tmp_path), "--threads", "1", "--batches", "1",
                             "3", "--repeats", "2", "--min-time", "0.001", "--warmup", "1",
-                            "--accuracy-images", "20", "--bspline-as-lerp",
+                            "--accuracy-images", "20", "--bspline-as-lerp", "--kernel-lerp",
                             "--out", str(tmp_path / "b.json")]) == 0
     out = capsys.readouterr().out
     result = json.loads(out.strip().splitlines()[-1])
     assert result == json.loads((tmp_path / "b.json").read_text())
-    names = [n for n, _, _ in bench_onnx.MODELS] + ["B-spline h = 1 (as LERP)"]
+    names = ["ReLU h = 2", "ReLU h = 1", "LERP-PSA h = 1", "LERP-PSA h = 1 (kernel LERP)",
+             "B-spline h = 1", "B-spline h = 1 (as LERP)"]
     int8 = [n for n, _, _ in bench_onnx.INT8_MODELS]
     assert list(result["models"]) == names + int8
     pairs = {(t["model"], t["engine"], t["threads"], t["batch"]) for t in result["timings"]}
