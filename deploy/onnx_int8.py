@@ -148,7 +148,8 @@ class _IntGraph(_Graph):
         return self.op("Clip", [q, "", self.const("i32_255", 255, np.int32)], base + "/clip_high")
 
     def linear(self, u8: str, W, b, s, base: str) -> str:
-        """Offset codes (int32) of ``linear(x, W, b, s)`` for uint8 offset codes ``u8`` (rows, I)."""
+        """Offset codes (int32) of ``linear(x, W, b, s)`` for uint8 offset codes ``u8``
+        (rows, I)."""
         W = np.asarray(W, np.int64)
         if self.unsigned_weights:
             w = self.const(base + ".weight_t", _offset(W.T, np.uint8), np.uint8)
@@ -200,10 +201,9 @@ def _graph(g: _IntGraph, params: Dict[str, np.ndarray], meta: dict) -> str:
         t = g.gather(aff_table(f"{pre}.tm.aff1", np.uint8), x, f"{pre}.tm.aff1")
         t = g.op("Reshape", [t, g.const("tokens_c", [-1, T, C], i64)], f"{pre}.tm/tokens")
         W = np.asarray(params[f"{pre}.tm.lin.W"], np.int64)
-        acc = g.op("MatMulInteger", [g.const(f"{pre}.tm.lin.weight", _offset(W, np.uint8), np.uint8),
-                                     t, g.const("u8_zero_point", 128, np.uint8),
-                                     g.const("u8_zero_point", 128, np.uint8)],
-                   f"{pre}.tm.lin/matmul")
+        zp = g.const("u8_zero_point", 128, np.uint8)
+        weight = g.const(f"{pre}.tm.lin.weight", _offset(W, np.uint8), np.uint8)
+        acc = g.op("MatMulInteger", [weight, t, zp, zp], f"{pre}.tm.lin/matmul")
         add, div = requant_constants(W, params[f"{pre}.tm.lin.b"], params[f"{pre}.tm.lin.s"],
                                      f"{pre}.tm.lin")
         t = g.requant(acc, add, div, f"{pre}.tm.lin", shape=(T, 1))  # per token: a column
@@ -311,7 +311,8 @@ def single_thread_blas():
     for path in glob.glob(os.path.join(folder, "*openblas*.so*")):
         try:
             handle = ctypes.CDLL(path)
-            lib = (handle.scipy_openblas_get_num_threads64_, handle.scipy_openblas_set_num_threads64_)
+            lib = (handle.scipy_openblas_get_num_threads64_,
+                   handle.scipy_openblas_set_num_threads64_)
             break
         except (OSError, AttributeError):
             continue

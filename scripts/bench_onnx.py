@@ -57,7 +57,8 @@ CLAIM = ("LERP-PSA h = 1", "ReLU h = 2")
 # The integer models (label, activation, hidden factor) and the INT8 claims: (model, reference).
 INT8_MODELS = (("INT8 ReLU h = 2", "base", 2.0), ("INT8 ReLU h = 1", "base", 1.0),
                ("INT8 LERP-PSA h = 1", "psa", 1.0))
-INT8_CLAIMS = (("INT8 LERP-PSA h = 1", "INT8 ReLU h = 2"), ("INT8 LERP-PSA h = 1", "INT8 ReLU h = 1"))
+INT8_CLAIMS = (("INT8 LERP-PSA h = 1", "INT8 ReLU h = 2"),
+               ("INT8 LERP-PSA h = 1", "INT8 ReLU h = 1"))
 ENGINES = ("onnxruntime", "pytorch")
 TOL = 1e-4
 
@@ -114,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "nodes each, the export before the lean lookup)")
     p.add_argument("--opset", type=int, default=17, help="opset of the graphs (17)")
     p.add_argument("--no-int8", dest="int8", action="store_false",
-                   help="leave out the INT8 graphs (by default they are timed beside the float ones)")
+                   help="leave out the INT8 graphs (by default they are timed beside the float "
+                        "ones)")
     p.add_argument("--out", default=None, help="also write the JSON result to this file")
     return p
 

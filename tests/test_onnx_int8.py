@@ -205,7 +205,8 @@ def test_graph_form(act):
     if act == "psa":
         for i in range(depth):
             for lut in ("lut1", "lut2"):
-                (node,) = [n for n in proto.graph.node if n.name.startswith(f"blocks.{i}.mlp.{lut}")]
+                (node,) = [n for n in proto.graph.node
+                           if n.name.startswith(f"blocks.{i}.mlp.{lut}")]
                 assert node.op_type == "GatherElements"
         assert "Max" not in ops
     else:
