@@ -16,13 +16,14 @@ optimisers' step (AdamW; Adam for spline coefficients). ``teacher`` is the teach
 cross-entropy step. The data are one fixed random batch, so data loading is not in the step
 times (``--epoch`` has it).
 
-The two ways of running the same step:
+The three ways of running the same step:
 
   fp32   float32 eager: the modules as they are;
-  fast   ``torch.autocast("cpu", torch.bfloat16)`` around the forward passes and the loss, and
-         ``torch.compile`` of the student and of the teacher: what a user's own loop gets by
-         adding those two lines (float32 master weights and optimiser state; the matrix
-         products in bfloat16; the LERP-PSA and B-spline kernels read and write bfloat16).
+  bf16   ``torch.autocast("cpu", torch.bfloat16)`` around the forward passes and the loss, eager
+         (float32 master weights and optimiser state; the matrix products in bfloat16; the
+         LERP-PSA and B-spline kernels read and write bfloat16);
+  fast   the same autocast, and ``torch.compile`` of the student and of the teacher: what a
+         user's own loop gets by adding those two lines.
 
 Every (model, way) pair is built and warmed up first (compilation included), then they are
 timed alternately, round after round, ``--steps`` steps a measurement, so that a machine that
@@ -51,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_MODELS = ["teacher", "base:2", "base:1", "base:0.5", "psa:1", "psa:0.5", "psa:0.25",
                   "bspline:1"]
-WAYS = ("fp32", "fast")
+WAYS = ("fp32", "bf16", "fast")
 LABEL = {"base": "ReLU", "psa": "LERP-PSA", "bspline": "B-spline"}
 
 
@@ -127,14 +128,14 @@ def make_step(spec: str, way: str, teacher_eager, x, y):
     model = build(act, h).train()
     opt = Optimisers([model], lr=1e-3, wd=0.0, spline_lr=1e-3)
     terms = regularised(model)
-    fast = way == "fast"
-    net = torch.compile(model) if fast else model
+    compiled, bf16 = way == "fast", way in ("bf16", "fast")
+    net = torch.compile(model) if compiled else model
     teacher = None
     if not is_teacher:
-        teacher = torch.compile(teacher_eager) if fast else teacher_eager
+        teacher = torch.compile(teacher_eager) if compiled else teacher_eager
 
     def autocast():
-        return torch.autocast("cpu", dtype=torch.bfloat16) if fast else contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step():
         with autocast():
@@ -165,8 +166,10 @@ def run_epochs(teacher_path: str, threads: int, quiet: bool):
                    "fashion-mnist", "--student-nl-act", "psa", "--student-hidden-factor", "1",
                    "--teacher-load", teacher_path, "--do-kd", "--kd-epochs", "1",
                    "--disable-tqdm", "--json-log", log]
+            if way in ("bf16", "fast"):
+                cmd += ["--amp", "bf16"]
             if way == "fast":
-                cmd += ["--amp", "bf16", "--compile"]
+                cmd += ["--compile"]
             env = dict(os.environ, OMP_NUM_THREADS=str(threads))
             if not quiet:
                 print(f"  epoch, {way}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
@@ -247,30 +250,36 @@ def main(argv=None):
     for spec in args.models:
         floor = {k: 2 * macs[spec] / (rate * 1e9) * 1000.0 for k, rate in rates.items()}
         result["models"][spec] = dict(
-            fp32_ms=round(ms[spec, "fp32"], 2), fast_ms=round(ms[spec, "fast"], 2),
+            fp32_ms=round(ms[spec, "fp32"], 2), bf16_ms=round(ms[spec, "bf16"], 2),
+            fast_ms=round(ms[spec, "fast"], 2),
             speedup=round(ms[spec, "fp32"] / ms[spec, "fast"], 2),
+            bf16_speedup=round(ms[spec, "fp32"] / ms[spec, "bf16"], 2),
             gmacs=round(macs[spec] / 1e9, 3),
             matmul_floor_ms={k: round(v, 1) for k, v in floor.items()})
 
     if args.epoch:
         result["epoch"] = run_epochs(args.epoch, torch.get_num_threads(), args.json)
-        result["epoch"]["speedup"] = round(result["epoch"]["fp32"]["epoch_s"]
-                                           / result["epoch"]["fast"]["epoch_s"], 2)
+        for way in ("bf16", "fast"):
+            result["epoch"][f"{way}_speedup"] = round(result["epoch"]["fp32"]["epoch_s"]
+                                                      / result["epoch"][way]["epoch_s"], 2)
 
     if not args.json:
         print(f"\nTraining step, batch {args.batch_size}, {result['threads']} threads, median of "
               f"{args.rounds} rounds of {args.steps} steps, ms per step ({result['capability']}; "
               f"matrix products: bf16 {rates['bf16']:.0f} GFLOP/s, fp32 {rates['fp32']:.0f})\n")
-        print("| step | float32 eager | fast (bf16 + compile) | speedup | matmul floor bf16 |")
+        print("| step | float32 eager | bf16 eager | bf16 + compile | matmul floor bf16 |")
         print("|---|---|---|---|---|")
         for spec, m in result["models"].items():
-            print(f"| {label(spec)} | {m['fp32_ms']:.1f} | {m['fast_ms']:.1f} | "
-                  f"{m['speedup']:.2f}x | {m['matmul_floor_ms']['bf16']:.1f} |")
+            print(f"| {label(spec)} | {m['fp32_ms']:.1f} | {m['bf16_ms']:.1f} "
+                  f"({m['bf16_speedup']:.2f}x) | {m['fast_ms']:.1f} ({m['speedup']:.2f}x) | "
+                  f"{m['matmul_floor_ms']['bf16']:.1f} |")
         if "epoch" in result:
             e = result["epoch"]
             print(f"\nOne KD epoch of LERP-PSA h = 1 through cifar10_main.py (training + test "
-                  f"set): float32 eager {e['fp32']['epoch_s']:.1f} s, fast {e['fast']['epoch_s']:.1f} s "
-                  f"({e['speedup']:.2f}x); whole commands {e['fp32']['wall_s']:.0f} s and "
+                  f"set): float32 eager {e['fp32']['epoch_s']:.1f} s, --amp bf16 "
+                  f"{e['bf16']['epoch_s']:.1f} s ({e['bf16_speedup']:.2f}x), --amp bf16 --compile "
+                  f"{e['fast']['epoch_s']:.1f} s ({e['fast_speedup']:.2f}x); whole commands "
+                  f"{e['fp32']['wall_s']:.0f}, {e['bf16']['wall_s']:.0f} and "
                   f"{e['fast']['wall_s']:.0f} s (start-up and compilation included)")
     if args.profile:
         from torch.profiler import profile

@@ -246,7 +246,7 @@ def test_bench_train_runs_and_reports_json():
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     m = result["models"]["teacher"]
-    assert m["fp32_ms"] > 0 and m["fast_ms"] > 0 and m["gmacs"] > 0
+    assert m["fp32_ms"] > 0 and m["bf16_ms"] > 0 and m["fast_ms"] > 0 and m["gmacs"] > 0
     assert set(result["matmul_gflops"]) == {"bf16", "fp32"}
 
 
