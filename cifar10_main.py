@@ -24,6 +24,7 @@ import argparse
 import sys
 
 import training
+from training.ablations import KT_LOOPS
 from training.cli import (OneLineParser, act_metavar, act_type, add_data_arguments,
                           explicit_flags, run_guarded)
 
@@ -78,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="block-wise knowledge transfer; without --do-kd, plain training follows "
                         "with the embedding and all blocks but the last still frozen (as the "
                         "authors' script)")
-    t.add_argument("--kt-mode", choices=("authors", "isolated"), default="authors",
+    t.add_argument("--kt-mode", choices=tuple(KT_LOOPS), default="authors",
                    help="authors (default): their KT loop step for step (whole student in train "
                         "mode, one optimiser over all blocks, TV(2) on the whole student); "
                         "isolated: frozen blocks in eval mode, a fresh optimiser per block "

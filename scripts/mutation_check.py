@@ -194,16 +194,22 @@ MUTATIONS = [
       "    return (1.0 - alpha) * T * T * kd + alpha * F.cross_entropy(student_logits, labels)",
       ("tests/test_training_units.py",), "KD loss with alpha on the wrong term", k="distillation"),
     M("kt-prefix-eval-mode", "training/loops.py",
-      "            student.train()\n            if mode == \"isolated\":",
-      "            student.eval()\n            student.layers[b].train()\n"
-      "            if mode == \"isolated\":",
+      "epochs=epochs, bspline_lambda=bspline_lambda, modes=student.train)",
+      "epochs=epochs, bspline_lambda=bspline_lambda,\n"
+      "                        modes=lambda b=b: (student.eval(), student.layers[b].train()))",
       ("tests/test_recipe_conformance.py",), "authors' KT runs the frozen prefix in eval mode "
       "(fixed BatchNorm statistics)", k="authors"),
     M("kt-optimiser-per-block", "training/loops.py",
-      "            opt = shared_opt\n",
-      "            opt = Optimisers([student.layers[b]], lr, wd, spline_lr)\n",
+      "        freeze_for_kt(student, b)\n        net = loop.wrap(_UpToBlock(student, b))\n",
+      "        freeze_for_kt(student, b)\n        net = loop.wrap(_UpToBlock(student, b))\n"
+      "        opt = Optimisers([student.layers[b]], lr, wd, spline_lr)\n",
       ("tests/test_recipe_conformance.py",), "authors' KT builds a fresh optimiser per block "
       "(no TV(2) steps on later blocks' splines)", k="authors"),
+    M("kd-leaves-kt-frozen", "training/loops.py",
+      "    unfreeze(student)\n    if opt is None:",
+      "    if opt is None:",
+      ("tests/test_training_units.py",), "knowledge_distillation trains only what KT left "
+      "unfrozen (the last block)", k="unfreezes"),
     M("ddp-nonfinite-own-rank", "training/nonfinite.py",
       "rank = next(r for r, f in enumerate(found) if f[0])",
       "rank = dist.get_rank()",

@@ -22,6 +22,7 @@ import torch
 import training
 from models import build_resmlp, export_authors_state_dict, load_checkpoint
 from training import loops
+from training.ablations import KT_LOOPS
 from training.setup import Logger
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "authors_recipe.pt")
@@ -58,15 +59,14 @@ def run_kt(fx, act, mode):
     student = model_from(fx["students"][act]["init"], act, hp["student_h"])
     loop = quiet_loop()
     loop.session.student = student
-    loops.knowledge_transfer(student, teacher_of(fx), fx["batches"], loop, epochs=hp["kt_epochs"],
-                             lr=hp["kt_lr"], wd=hp["kt_wd"], bspline_lambda=hp["bspline_lambda"],
-                             mode=mode)
+    KT_LOOPS[mode](student, teacher_of(fx), fx["batches"], loop, epochs=hp["kt_epochs"],
+                   lr=hp["kt_lr"], wd=hp["kt_wd"], bspline_lambda=hp["bspline_lambda"])
     return student, loop
 
 
 def run_kd(fx, student, loop):
     hp = fx["hp"]
-    loops.unfreeze(student)          # as training.run does before KD
+    # no unfreeze here: knowledge_distillation trains everything by itself
     loops.knowledge_distillation(student, teacher_of(fx), fx["batches"], fx["batches"], loop,
                                  epochs=hp["kd_epochs"], lr=hp["kd_lr"], wd=hp["kd_wd"],
                                  temperature=hp["kd_t"], alpha=hp["kd_alpha"],

@@ -167,3 +167,72 @@ def test_missing_files_are_named_by_flag_and_absolute_path(tmp_path, capsys):
     assert cifar10_quant.main(["--load", str(tmp_path / "none.bin")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].endswith(f"--load file not found: {tmp_path}/none.bin")
+
+
+def test_kd_after_kt_unfreezes_and_trains_every_block_by_itself():
+    """A user's own script, KT then KD with nothing in between: KD trains the embedding and
+    every block (the authors' KD), not only the last block that KT left unfrozen."""
+    from models import build_resmlp
+    from training.loops import knowledge_distillation, knowledge_transfer
+    from training.setup import Logger
+    torch.manual_seed(0)
+    kw = dict(in_channels=1, img_size=8, embed_dim=8, depth=3, num_classes=3)
+    teacher = build_resmlp("base", 1.0, **kw).eval()
+    student = build_resmlp("psa", 0.5, **kw)
+    batches = [(torch.randn(6, 1, 8, 8), torch.randint(0, 3, (6,))) for _ in range(2)]
+    log = Logger(enabled=False)
+    loop = training.Loop(device=torch.device("cpu"), log=log,
+                         session=training.Session(student, None, log))
+    knowledge_transfer(student, teacher, batches, loop, epochs=1, lr=1e-3)
+    frozen = [n for n, p in student.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("embed_linear", "layers.0", "layers.1")) for n in frozen)
+    before = {n: p.detach().clone() for n, p in student.named_parameters()}
+    knowledge_distillation(student, teacher, batches, batches, loop, epochs=1, lr=1e-3)
+    assert all(p.requires_grad for p in student.parameters())
+    for name in frozen:
+        assert not torch.equal(before[name], dict(student.named_parameters())[name]), \
+            f"{name} was frozen by KT and KD did not train it"
+
+
+def test_fp16_loss_scaling_skips_a_non_finite_step_and_goes_on(tmp_path):
+    """--amp fp16: a non-finite loss skips the step (GradScaler leaves the parameters and
+    lowers the scale), says so in a line and a JSON record, and training goes on; only more
+    than MAX_SKIPPED_STEPS in a row stop the run with the usual one line."""
+    import json
+    from training.loops import MAX_SKIPPED_STEPS, run_epoch
+    from training.optim import Optimisers
+    from training.setup import Logger
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3))
+    log_path = tmp_path / "log.jsonl"
+    log = Logger(str(log_path))
+    loop = training.Loop(device=torch.device("cpu"), log=log,
+                         session=training.Session(model, None, log), amp="fp16")
+    opt = Optimisers([model], lr=1e-2, wd=0.0, spline_lr=1e-3)
+    batches = [(torch.randn(5, 4), torch.randint(0, 3, (5,))) for _ in range(4)]
+    blow_up = {1}
+    params = []
+
+    def loss_fn(x, y, state={"i": 0}):
+        i = state["i"]
+        state["i"] += 1
+        params.append([p.detach().clone() for p in model.parameters()])
+        loss = nn.functional.cross_entropy(model(x).float(), y)
+        return loss * float("inf") if i in blow_up else loss
+
+    scale0 = loop.scaler.get_scale()
+    mean = run_epoch(model, batches, opt, loss_fn, loop, where="training", epoch=1, desc="t")
+    assert math.isfinite(mean)
+    records = [json.loads(line) for line in open(log_path)]
+    skips = [r for r in records if r["event"] == "skipped_step"]
+    assert len(skips) == 1 and skips[0]["batch"] == 1 and skips[0]["scale"] < scale0
+    # the skipped step changed nothing: the parameters before batch 2 are those before batch 1
+    assert all(torch.equal(a, b) for a, b in zip(params[1], params[2]))
+    assert not all(torch.equal(a, b) for a, b in zip(params[0], params[1]))
+    # always non-finite: the run stops after MAX_SKIPPED_STEPS skipped steps in a row
+    blow_up.update(range(1000))
+    many = batches * (MAX_SKIPPED_STEPS // 4 + 2)
+    with pytest.raises(training.NonFiniteTrainingError):
+        run_epoch(model, many, opt, loss_fn, loop, where="training", epoch=2, desc="t")
+    skips = [json.loads(line) for line in open(log_path)]
+    assert max(r.get("in_a_row", 0) for r in skips) == MAX_SKIPPED_STEPS

@@ -25,6 +25,9 @@ from .optim import Optimisers
 from .session import Phase, Session, check_stop
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Under fp16 loss scaling, non-finite losses in a row that are skipped before the run stops:
+# each halves the scale (GradScaler), so 25 take it from 65536 below 1e-3.
+MAX_SKIPPED_STEPS = 25
 
 
 @dataclass
@@ -78,11 +81,15 @@ def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *,
     with weight ``bspline_lambda``. Returns the mean loss.
 
     The loss is read once per step (for the mean); a NaN or inf there stops training with
-    the first layer that received a non-finite input (:mod:`training.nonfinite`). In a
-    multi-process run the processes agree after every step whether any of them saw one, so
-    that all of them stop together, with the same one line, instead of the others waiting
-    in the gradient all-reduce."""
-    total, count = 0.0, 0
+    the first layer that received a non-finite input (:mod:`training.nonfinite`). Under
+    fp16 loss scaling (``loop.scaler``) a non-finite loss is what an overflow looks like: the
+    step is skipped (the scaler sees the non-finite gradients, skips the update and lowers the
+    scale), said in a line and a JSON record, and left out of the mean; only
+    ``MAX_SKIPPED_STEPS`` skipped steps in a row stop the run as above. In a multi-process run
+    the processes agree after every step whether any of them saw one, so that all of them
+    skip or stop together, with the same one line, instead of the others waiting in the
+    gradient all-reduce."""
+    total, count, skipped = 0.0, 0, 0
     terms = regularised(model) if bspline_lambda else []
     for batch, (x, y) in enumerate(progress(loader, loop.show_progress, desc)):
         check_stop()
@@ -107,10 +114,13 @@ def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *,
         if terms:
             loss = loss + bspline_lambda * regularisation(terms)
         value = loss.item()
+        bad = not math.isfinite(value)
         if loop.distributed:
-            if any_process(not math.isfinite(value), loop.device):
+            bad = any_process(bad, loop.device)
+        skipped = skipped + 1 if bad else 0
+        if bad and (loop.scaler is None or skipped > MAX_SKIPPED_STEPS):
+            if loop.distributed:
                 stop_every_process(where, epoch, batch, value, model, rerun)
-        elif not math.isfinite(value):
             raise_nonfinite(where, epoch, batch, value, model, rerun)
         opt.zero_grad()
         if loop.scaler is not None:
@@ -120,6 +130,14 @@ def run_epoch(model: nn.Module, loader, opt: Optimisers, loss_fn, loop: Loop, *,
         else:
             loss.backward()
             opt.step()
+        if bad:
+            scale = float(loop.scaler.get_scale())
+            loop.log.line(f"[{where} epoch {epoch} batch {batch}] non-finite loss under fp16 loss "
+                          f"scaling: step skipped, loss scale now {scale:g} ({skipped} in a row; "
+                          f"{MAX_SKIPPED_STEPS + 1} stop the run)")
+            loop.log.json(event="skipped_step", where=where, epoch=epoch, batch=batch,
+                          loss=str(value), scale=scale, in_a_row=skipped)
+            continue
         total += value
         count += 1
     check_stop()
@@ -175,9 +193,6 @@ def train_plain(model: nn.Module, train, test, loop: Loop, *, epochs: int, lr: f
                              bspline_lambda, "training", "train")
 
 
-KT_MODES = ("authors", "isolated")
-
-
 class _UpToBlock(nn.Module):
     """The student's embedding and blocks ``0..b``: what KT trains block ``b`` through.
 
@@ -210,101 +225,86 @@ def unfreeze(student: nn.Module) -> None:
         p.requires_grad_(True)
 
 
-def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop, *, epochs: int,
-                       lr: float, wd: float = 0.0, spline_lr: float = 1e-3,
-                       bspline_lambda: float = 0.0, mode: str = "authors") -> None:
-    """Block by block (docs/METHOD.md section 6): copy the teacher's embedding, then for
-    block b fit the student's tokens after block b to the teacher's (MSE), ``epochs``
-    epochs per block at a constant rate ``lr``.
+def teacher_tokens(teacher: nn.Module, x, b: int):
+    """The teacher's tokens after its block ``b``: the target of KT for the student's block b."""
+    with torch.no_grad():
+        return teacher.layers[: b + 1](teacher.embed_linear(teacher.patchify(x)))
 
-    ``mode="authors"`` (the default) is the authors' loop step for step: the whole student in
-    train mode (the frozen embedding and blocks < b run on batch statistics and keep updating
-    their running statistics), frozen means ``requires_grad = False`` only, one AdamW (+ one
-    Adam over every spline coefficient) created before block 0 and carried across the blocks,
-    and with a B-spline student ``bspline_lambda * TV2(whole student)`` in every step, so the
-    splines of blocks > b get TV(2)-only Adam steps before their own turn. On return the
-    embedding and blocks 0..depth-2 are still frozen (the caller unfreezes for KD).
 
-    ``mode="isolated"`` is our earlier variant, kept to measure the difference: the frozen
-    prefix runs in eval mode (fixed BatchNorm statistics), a fresh optimiser per block over
-    that block only (TV(2) gradients reach no other block). Everything is unfrozen on return.
-    """
-    if mode not in KT_MODES:
-        raise ValueError(f"unknown KT mode {mode!r}; use one of {', '.join(KT_MODES)}")
-    session = loop.session
+def kt_start(student: nn.Module, teacher: nn.Module, session: Session):
+    """Where KT starts, (block, last finished epoch): (0, 0) on a fresh run, which first copies
+    the teacher's embedding into the student; the saved position when resuming."""
     teacher.eval()
-    depth = len(student.layers)
     pos = session.position(Phase.KT)
     if pos is None:
         student.embed_linear.load_state_dict(teacher.embed_linear.state_dict())
         pos = (0, 0)
-    shared_opt = None
-    if mode == "authors":
-        unfreeze(student)      # the optimiser covers every parameter, as the authors' does
-        shared_opt = Optimisers([student], lr, wd, spline_lr)
-        saved = session.saved_optimisers(Phase.KT)
-        if saved:
-            shared_opt.load_state_dict(saved)
-    for b in range(pos[0], depth):
-        if mode == "authors":
-            freeze_for_kt(student, b)
-            opt = shared_opt
-            net = loop.wrap(_UpToBlock(student, b))
-        else:
-            for p in student.parameters():
-                p.requires_grad_(False)
-            for p in student.layers[b].parameters():
-                p.requires_grad_(True)
-            opt = Optimisers([student.layers[b]], lr, wd, spline_lr)
-            if b == pos[0] and pos[1]:
-                saved = session.saved_optimisers(Phase.KT)
-                if saved:
-                    opt.load_state_dict(saved)
-            net = loop.wrap(student.layers[b])
-        first = pos[1] + 1 if b == pos[0] else 1
+    return pos
 
-        def target_of(x, b=b):
-            with torch.no_grad():
-                return teacher.layers[: b + 1](teacher.embed_linear(teacher.patchify(x)))
 
-        if mode == "authors":
-            def loss_fn(x, _y, net=net, b=b):
-                return F.mse_loss(_upcast(net(x)), _upcast(target_of(x, b)))
-        else:
-            def loss_fn(x, _y, net=net, b=b):
-                with torch.no_grad():
-                    # The frozen part of the student runs in eval mode: its BN statistics stay fixed.
-                    inp = student.layers[:b](student.embed_linear(student.patchify(x)))
-                return F.mse_loss(_upcast(net(inp)), _upcast(target_of(x, b)))
+def kt_block_epochs(student: nn.Module, b: int, first: int, train, opt: Optimisers, loss_fn,
+                    loop: Loop, *, epochs: int, bspline_lambda: float, modes: Callable[[], None]):
+    """Epochs ``first..epochs`` of KT for block ``b``: ``modes()`` sets the train/eval modes
+    before each epoch; a line, a JSON record and a resumable state after each."""
+    depth = len(student.layers)
+    for epoch in range(first, epochs + 1):
+        t0 = time.time()
+        _set_epoch(train, b * epochs + epoch)
+        modes()
+        loss = run_epoch(student, train, opt, loss_fn, loop, where=f"KT block {b}", epoch=epoch,
+                         desc=f"KT block {b + 1}/{depth} epoch {epoch}/{epochs}",
+                         bspline_lambda=bspline_lambda)
+        loop.log.line(f"[KT block {b} epoch {epoch}] MSE: {loss:.6f} ({time.time() - t0:.1f} s)")
+        loop.log.json(event="kt_epoch", block=b, epoch=epoch, loss=round(loss, 8),
+                      seconds=round(time.time() - t0, 2))
+        loop.session.save(Phase.KT, epoch, kt_block=b, opt=opt, force=epoch == epochs)
 
-        for epoch in range(first, epochs + 1):
-            t0 = time.time()
-            _set_epoch(train, b * epochs + epoch)
-            student.train()
-            if mode == "isolated":
-                student.eval()
-                student.layers[b].train()
-            loss = run_epoch(student, train, opt, loss_fn, loop, where=f"KT block {b}", epoch=epoch,
-                             desc=f"KT block {b + 1}/{depth} epoch {epoch}/{epochs}",
-                             bspline_lambda=bspline_lambda)
-            loop.log.line(f"[KT block {b} epoch {epoch}] MSE: {loss:.6f} ({time.time() - t0:.1f} s)")
-            loop.log.json(event="kt_epoch", block=b, epoch=epoch, loss=round(loss, 8),
-                          seconds=round(time.time() - t0, 2))
-            session.save(Phase.KT, epoch, kt_block=b, opt=opt, force=epoch == epochs)
-    if mode == "authors":
-        freeze_for_kt(student, depth - 1)
-    else:
-        unfreeze(student)
+
+def knowledge_transfer(student: nn.Module, teacher: nn.Module, train, loop: Loop, *, epochs: int,
+                       lr: float, wd: float = 0.0, spline_lr: float = 1e-3,
+                       bspline_lambda: float = 0.0) -> None:
+    """Block by block (docs/METHOD.md section 6), the authors' loop step for step: copy the
+    teacher's embedding, then for block b fit the student's tokens after block b to the
+    teacher's (MSE), ``epochs`` epochs per block at a constant rate ``lr``.
+
+    The whole student runs in train mode (the frozen embedding and blocks < b run on batch
+    statistics and keep updating their running statistics), frozen means
+    ``requires_grad = False`` only, one AdamW (+ one Adam over every spline coefficient) is
+    created before block 0 and carried across the blocks, and with a B-spline student
+    ``bspline_lambda * TV2(whole student)`` enters every step, so the splines of blocks > b get
+    TV(2)-only Adam steps before their own turn. On return the embedding and blocks
+    0..depth-2 are still frozen, as in the authors' script (:func:`knowledge_distillation`
+    unfreezes everything itself). Our earlier variant, kept to measure the difference, is
+    ``training.ablations.knowledge_transfer_isolated``."""
+    session = loop.session
+    pos = kt_start(student, teacher, session)
+    unfreeze(student)          # the optimiser covers every parameter, as the authors' does
+    opt = Optimisers([student], lr, wd, spline_lr)
+    saved = session.saved_optimisers(Phase.KT)
+    if saved:
+        opt.load_state_dict(saved)
+    for b in range(pos[0], len(student.layers)):
+        freeze_for_kt(student, b)
+        net = loop.wrap(_UpToBlock(student, b))
+
+        def loss_fn(x, _y, net=net, b=b):
+            return F.mse_loss(_upcast(net(x)), _upcast(teacher_tokens(teacher, x, b)))
+
+        kt_block_epochs(student, b, pos[1] + 1 if b == pos[0] else 1, train, opt, loss_fn, loop,
+                        epochs=epochs, bspline_lambda=bspline_lambda, modes=student.train)
+    freeze_for_kt(student, len(student.layers) - 1)
 
 
 def knowledge_distillation(student: nn.Module, teacher: nn.Module, train, test, loop: Loop, *,
                            epochs: int, lr: float, wd: float = 0.0, temperature: float = 1.0,
                            alpha: float = 0.8, spline_lr: float = 1e-3, min_lr: float = 1e-5,
                            bspline_lambda: float = 0.0, opt: Optional[Optimisers] = None):
-    """Everything unfrozen, :func:`distillation_loss` against the frozen teacher, AdamW with
+    """Every parameter of the student unfrozen here (as the authors' KD: whatever KT left
+    frozen trains again), :func:`distillation_loss` against the frozen teacher, AdamW with
     cosine annealing to ``min_lr``; the test accuracy after every epoch; returns the last.
     Any student: a float ResMLP, a ResNet-20, or the fake-quantised ``quant.QResMLP`` with
     its own optimisers (``opt``; then ``lr``, ``wd``, ``spline_lr``, ``min_lr`` are theirs)."""
+    unfreeze(student)
     if opt is None:
         opt = Optimisers([student], lr, wd, spline_lr, epochs, min_lr)
     teacher.eval()

@@ -17,8 +17,8 @@ from errors import UserError, require_files
 from . import distributed
 from .config import RunConfig, RunOptions, resmlp_shape
 from .evaluate import evaluate
-from .loops import (Loop, freeze_for_kt, knowledge_distillation, knowledge_transfer, train_plain,
-                    unfreeze)
+from .ablations import KT_LOOPS
+from .loops import Loop, freeze_for_kt, knowledge_distillation, train_plain
 from .session import Interrupted, Phase, Session
 from .setup import Logger, build_model, make_loaders, seed_everything
 
@@ -201,14 +201,13 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
                 models.load_checkpoint(student, opts.kt_load)
                 log.line(f"loaded the student after KT from {opts.kt_load}")
             elif cfg.do_kt:
-                knowledge_transfer(student, teacher, train, loop, epochs=cfg.kt_epochs,
-                                   lr=cfg.kt_lr, wd=cfg.kt_wd, mode=cfg.kt_mode, **common)
+                KT_LOOPS[cfg.kt_mode](student, teacher, train, loop, epochs=cfg.kt_epochs,
+                                      lr=cfg.kt_lr, wd=cfg.kt_wd, **common)
                 if opts.kt_save and dist.main:
                     models.save_checkpoint(student, opts.kt_save)
                     log.line(f"saved the student after KT to {opts.kt_save}")
                 session.save(Phase.KT_DONE, force=True)
         if cfg.do_kd:
-            unfreeze(student)      # KD trains everything
             if phase is not Phase.DONE:
                 knowledge_distillation(student, t_model, train, test, loop, epochs=cfg.kd_epochs,
                                        lr=cfg.kd_lr, wd=cfg.kd_wd, temperature=cfg.kd_t,
