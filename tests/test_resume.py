@@ -115,9 +115,23 @@ def test_truncated_state_is_never_used(teacher, tmp_path):
     assert state.exists() and prev.exists()
     # Simulate a crash in the middle of writing the newest state.
     state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+    torn = state.read_bytes()
+    # The previous state written with other settings: refused, naming the fallback.
+    proc = subprocess.run(cmd(*args, "--resume", "--seed", "7"), cwd=ROOT, capture_output=True,
+                          text=True)
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "saved run used --seed 2023" in lines[0] and "state.prev.pt, used because" in lines[0]
+    state.write_bytes(torn)
     proc = subprocess.run(cmd(*args, "--resume"), cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "incomplete or corrupt" in proc.stdout and "resuming from" in proc.stdout
+    warning = [l for l in proc.stdout.splitlines() if l.startswith("warning:")]
+    assert len(warning) == 1 and "resuming from the previous state" in warning[0]
+    events = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
+    fallback = [e for e in events if e["event"] == "resume_fallback"]
+    assert len(fallback) == 1 and fallback[0]["used"].endswith("state.prev.pt")
+    assert fallback[0]["reason"] == "incomplete or corrupt"
     # Nothing usable at all: a clear one-line refusal.
     for p in ck.iterdir():
         p.write_bytes(b"junk")

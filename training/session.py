@@ -166,14 +166,19 @@ class RunCheckpoint:
         return state
 
     def load(self, log: Callable[[str], None] = print) -> Dict[str, Any]:
-        """The newest complete state; falls back to the previous one."""
+        """The newest complete state; falls back to the previous one. ``self.fallback`` is
+        then the reason (None when ``state.pt`` itself loaded)."""
+        self.fallback = None
         for path in (self.path, self.prev):
             if not os.path.exists(path):
                 continue
             state = self._read(path)
             if state is not None:
                 if path == self.prev:
-                    log(f"note: {self.path} is missing or incomplete; resuming from {self.prev}")
+                    self.fallback = ("missing" if not os.path.exists(self.path)
+                                     else "incomplete or corrupt")
+                    log(f"warning: {self.path} is {self.fallback}; resuming from the previous "
+                        f"state {self.prev} (one save earlier)")
                 return state
             log(f"note: {path} is incomplete or corrupt; ignoring it")
         raise ResumeError(f"no complete training state in {self.folder}; start without --resume "
@@ -227,7 +232,16 @@ class Session:
             if self.ckpt is None:
                 raise ResumeError("--resume needs --checkpoint-dir DIR (the folder of the interrupted run)")
             state = self.ckpt.load(log=self.log.line)
-        check_same_config(state["args"], self.config)
+            if self.ckpt.fallback:
+                self.log.json(event="resume_fallback", used=self.ckpt.prev, skipped=self.ckpt.path,
+                              reason=self.ckpt.fallback)
+        try:
+            check_same_config(state["args"], self.config)
+        except ResumeError as exc:
+            if self.ckpt is None or not self.ckpt.fallback:
+                raise
+            raise ResumeError(f"{exc} (the previous state {self.ckpt.prev}, used because "
+                              f"{self.ckpt.path} is {self.ckpt.fallback})") from None
         self.student.load_state_dict(state["student"])
         restore_rng(state["rng"], self.gen)
         self.last_acc, self.best_acc = state.get("last_acc"), state.get("best_acc")
