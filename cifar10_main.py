@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--student-resnet", action="store_true", help="train a ResNet-20 instead of a ResMLP")
     m.add_argument("--load", help="student checkpoint to start from (or to evaluate with --test-only)")
     m.add_argument("--grid-size", type=int, default=64, help="LERP-PSA grid points (64)")
+    m.add_argument("--grid-range", type=positive_float, default=4.0,
+                   help="LERP-PSA grid range R: the grid spans [-R, R] (4)")
+    m.add_argument("--spline-size", type=int, default=65,
+                   help="B-spline coefficients, odd (65: the paper's 64 intervals)")
+    m.add_argument("--spline-range", type=positive_float, default=4.0,
+                   help="B-spline range R: the knots span [-R, R] (4)")
     m.add_argument("--psa-expansion", type=int, default=8, help="PSA experts per feature (8)")
     m.add_argument("--impl", type=impl_type, default="auto",
                    help="activation kernel implementation: auto, reference, cpu, triton (auto)")

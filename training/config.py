@@ -36,6 +36,9 @@ class RunConfig:
     teacher_resnet: bool = False
     grid_size: int = 64
     psa_expansion: int = 8
+    grid_range: float = 4.0          # LERP-PSA grid over [-R, R]
+    spline_size: int = 65            # B-spline coefficients
+    spline_range: float = 4.0        # B-spline knots over [-R, R]
     # schedule
     do_kt: bool = False
     kt_mode: str = "authors"         # "authors" (their loop, step for step) or "isolated"

@@ -77,7 +77,8 @@ class QATConfig(RunConfig):
     def for_resume_check(self) -> Dict[str, Any]:
         d = super().for_resume_check()
         # float-training settings QAT does not use (the files define the models)
-        for k in ("grid_size", "psa_expansion", "bspline_lambda", "bspline_lr", "nondeter"):
+        for k in ("grid_size", "psa_expansion", "grid_range", "spline_size", "spline_range",
+                  "bspline_lambda", "bspline_lr", "nondeter"):
             d.pop(k, None)
         return d
 

@@ -42,6 +42,11 @@ def check_options(cfg: RunConfig, opts: RunOptions) -> None:
     for name, value in (("batch_size", cfg.batch_size), ("test_batch_size", opts.test_batch_size)):
         if value < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be positive")
+    if cfg.grid_size < 2:
+        raise CLIError(f"--grid-size {cfg.grid_size}: a LERP-PSA grid needs at least 2 points")
+    if cfg.spline_size < 3 or cfg.spline_size % 2 == 0:
+        raise CLIError(f"--spline-size {cfg.spline_size}: a B-spline needs an odd number of "
+                       "coefficients, at least 3 (the paper's: 65)")
     if cfg.plain_epochs < 0 or (cfg.plain and cfg.plain_epochs < 1 and not opts.test_only
                                 and not opts.kt_load and not cfg.do_kt):
         raise CLIError("plain training needs at least one epoch: pass --epochs N or --kd-epochs N "
@@ -67,7 +72,9 @@ def load_model(path: str, role: str, cfg: RunConfig, opts: RunOptions, info
         in_channels=info["in_channels"], num_classes=info["num_classes"],
         embed_dim=shape["embed_dim"], depth=shape["depth"],
         expansion=given("psa_expansion", cfg.psa_expansion),
-        grid_size=given("grid_size", cfg.grid_size), role=role, impl=opts.impl)
+        grid_size=given("grid_size", cfg.grid_size), grid_range=given("grid_range", cfg.grid_range),
+        spline_size=given("spline_size", cfg.spline_size),
+        spline_range=given("spline_range", cfg.spline_range), role=role, impl=opts.impl)
     if isinstance(model, models.ResNet20):
         return model, dict(resnet=True)
     return model, dict(resnet=False, act=model.act, hidden_factor=model.hidden_factor)
@@ -79,7 +86,9 @@ def _student(cfg: RunConfig, opts: RunOptions, info):
         return model, found
     model = build_model(resnet=cfg.student_resnet, act=cfg.student_nl_act,
                         hidden_factor=cfg.student_hidden_factor, info=info, dataset=cfg.dataset,
-                        grid_size=cfg.grid_size, expansion=cfg.psa_expansion, impl=opts.impl)
+                        grid_size=cfg.grid_size, expansion=cfg.psa_expansion,
+                        grid_range=cfg.grid_range, spline_size=cfg.spline_size,
+                        spline_range=cfg.spline_range, impl=opts.impl)
     return model, dict(resnet=cfg.student_resnet, act=cfg.student_nl_act,
                        hidden_factor=cfg.student_hidden_factor)
 

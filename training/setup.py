@@ -98,12 +98,15 @@ def batch_size_of(loader) -> int:
 
 
 def build_model(*, resnet: bool, act: str, hidden_factor: float, info, dataset: str,
-                grid_size: int = 64, expansion: int = 8, impl: str = "auto"):
+                grid_size: int = 64, expansion: int = 8, grid_range: float = 4.0,
+                spline_size: int = 65, spline_range: float = 4.0, impl: str = "auto"):
     """The ResNet-20 (``resnet``) or the ResMLP of ``dataset`` with ``act`` and ``hidden_factor``
-    (``grid_size`` and ``expansion`` go to the activations that take them)."""
+    (the activation settings go to the activations that take them)."""
     if resnet:
         return models.build_resnet20(in_channels=info["in_channels"], num_classes=info["num_classes"])
-    settings = models.activation(act).pick(grid_size=grid_size, expansion=expansion, impl=impl)
+    settings = models.activation(act).pick(grid_size=grid_size, expansion=expansion,
+                                           grid_range=grid_range, spline_size=spline_size,
+                                           spline_range=spline_range, impl=impl)
     return models.build_resmlp(act, hidden_factor, in_channels=info["in_channels"],
                                num_classes=info["num_classes"], **settings,
                                **resmlp_shape(dataset))
