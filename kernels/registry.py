@@ -4,8 +4,10 @@ A backend is a module of ``kernels.backends`` exporting the same launchers (see
 ``kernels/backends/__init__.py``). Its record names the device types whose
 tensors it takes, the device types for which ``impl='auto'`` picks it (in
 registry order), whether it computes in fp64 for fp64 inputs, how to check that
-it can run, and what to use instead when it cannot (``fallback``: warn and use
-that backend; ``None``: the request is an error).
+it can run, and what ``impl='auto'`` uses instead when it cannot (``fallback``: warn
+and use that backend). A backend asked for by name that cannot run is an error, one line
+with the reason: the caller chose it, so a silent or merely warned substitute would
+mislead (a timing of "cpu" that ran the reference path, say).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ class Backend:
     auto_for: Tuple[str, ...]            # device types for which impl='auto' picks it
     fp64: bool                           # computes in fp64 for fp64 inputs (else fp32 always)
     usable: Callable[[str], Tuple[bool, str]]  # device type -> (ok, reason if not)
-    fallback: Optional[str]              # used, with a warning, when not usable
+    fallback: Optional[str]              # used by impl='auto', with a warning, when not usable
     summary: str
 
     def load(self):
@@ -97,10 +99,8 @@ def resolve(op: str, impl: str, device_type: str) -> str:
     ok, why = b.usable(device_type)
     if ok:
         return b.name
-    if b.fallback is None:
-        raise KernelArgumentError(f"{op}: {why}")
-    _warn(b, why)
-    return resolve(op, b.fallback, device_type)
+    instead = f"; or use impl='auto', which falls back to {b.fallback}" if b.fallback else ""
+    raise KernelArgumentError(f"{op}: impl={impl!r} cannot run here: {why}{instead}")
 
 
 def _warn(b: Backend, why: str):

@@ -66,3 +66,22 @@ def test_bad_activation_settings_are_one_line(capsys, args, message):
     assert rc == 2
     err = [l for l in capsys.readouterr().err.splitlines() if l.strip()]
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0], err
+
+
+def test_an_explicit_backend_that_cannot_run_is_one_line_before_training(tmp_path):
+    """--impl cpu without a C compiler: refused at the start with the reason and the way out
+    (only --impl auto falls back to the reference path, with a warning)."""
+    import subprocess
+    env = dict(os.environ, CC="/nonexistent/cc", LERP_CPU_CACHE=str(tmp_path / "cache"))
+    base = [sys.executable, os.path.join(ROOT, "cifar10_main.py"), *SYN, "--epochs", "1",
+            "--limit-train-batches", "1", "--student-hidden-factor", "0.25"]
+    proc = subprocess.run(base + ["--impl", "cpu"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    err = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert proc.returncode == 2 and len(err) == 1, proc.stderr
+    assert "impl='cpu' cannot run here" in err[0] and "no C compiler at /nonexistent/cc" in err[0]
+    assert '"event": "epoch"' not in proc.stdout
+    proc = subprocess.run(base + ["--impl", "auto"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "using the slower reference path" in proc.stderr

@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 import torch
 
+import kernels
 import models
 from errors import UserError, require_files
 
@@ -162,6 +163,9 @@ def interrupted(session: Session, exc: Interrupted) -> CLIError:
 
 
 def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
+    if opts.impl != "auto":
+        # A backend named with --impl that cannot run here: one line now, not mid-epoch.
+        kernels.resolve("lerp", opts.impl, device.type)
     log, train, test, info, show = begin(
         cfg, opts, dist, device, "resnet20" if cfg.student_resnet else cfg.student_nl_act)
 

@@ -66,6 +66,8 @@ def _build():
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
         raise RuntimeError("no C compiler found (install gcc)")
+    if not shutil.which(cc):
+        raise RuntimeError(f"no C compiler at {cc} (the CC variable): install gcc or fix CC")
     with open(_SRC, "rb") as f:
         src = f.read()
     # -fno-math-errno/-fno-trapping-math let floor vectorise (the fp32 exponential of the PSA
