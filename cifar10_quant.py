@@ -43,7 +43,7 @@ GROUPS = (
     ("models (a file given with --load/--teacher-load defines its model; flags given "
      "explicitly are checked against it)",
      ("load", "quant_load", "student_nl_act", "student_hidden_factor", "teacher_load",
-      "teacher_nl_act", "teacher_hidden_factor")),
+      "teacher_nl_act", "teacher_hidden_factor", "grid_size", "grid_range")),
     ("quantisation", ("quantize", "qat") + tuple(f"{b}_bits" for b in BITS)
      + ("calib_batches", "eval_before", "dump_params", "dump_dir", "dump_samples")),
     ("training", ("do_kd", "kd_lr", "kd_wd", "kd_epochs", "kd_t", "kd_alpha", "min_lr",

@@ -26,6 +26,7 @@ consumed and every model key present, then the shape of every tensor.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import re
@@ -63,11 +64,37 @@ def read_state_dict(path_or_state_dict: Union[str, os.PathLike, Dict[str, Any]])
     else:
         obj = path_or_state_dict
         path = "<state_dict>"
-    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
+    obj = unwrap_state_dict(obj)
     if not isinstance(obj, dict) or not obj or not all(
             isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items()):
         raise CheckpointError(f"checkpoint {path} does not hold a state_dict of tensors")
+    return obj
+
+
+# Containers a training script wraps its state_dict in, looked into in this order.
+CONTAINER_KEYS = ("state_dict", "model_state_dict", "model")
+# Prefixes added to every key by a wrapper: DistributedDataParallel / DataParallel, torch.compile.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def unwrap_state_dict(obj):
+    """The state_dict inside the usual containers: ``{"state_dict": ...}``,
+    ``{"model_state_dict": ...}`` or ``{"model": ...}`` (a training checkpoint with optimiser
+    state and epoch beside it), with the ``module.`` prefix of DistributedDataParallel and the
+    ``_orig_mod.`` prefix of ``torch.compile`` taken off every key (in any nesting)."""
+    while isinstance(obj, dict) and not (obj and all(torch.is_tensor(v) for v in obj.values())):
+        inner = next((obj[k] for k in CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None:
+            break
+        obj = inner
+    if isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj):
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in WRAPPER_PREFIXES:
+                if all(k.startswith(prefix) for k in obj):
+                    obj = {k[len(prefix):]: v for k, v in obj.items()}
+                    stripped = True
     return obj
 
 
@@ -357,8 +384,20 @@ def build_from_checkpoint(path_or_state_dict, *, act: Optional[str] = None,
     if info["arch"] == "resnet20":
         model = build_resnet20(in_channels=info["in_channels"], num_classes=info["num_classes"])
     else:
+        spec = activation(info["act"])
+        missing = [s for s in spec.settings if s.name in spec.checkpoint.required
+                   and info.get(s.name) is None and settings.get(s.name) is None]
+        if missing:
+            where = (os.path.expanduser(os.fspath(path_or_state_dict))
+                     if isinstance(path_or_state_dict, (str, os.PathLike)) else "the state_dict")
+            names = " and ".join(s.name.replace("_", " ") for s in missing)
+            defaults = inspect.signature(spec.module).parameters
+            example = " ".join(f"{s.flag} {_fmt(defaults[s.name].default)}" for s in missing)
+            raise CheckpointError(f"{where} is a {spec.label} state_dict that does not store its "
+                                  f"{names} (a native state_dict); pass the values it was "
+                                  f"trained with, e.g. {example} (the defaults)")
         kw: Dict[str, Any] = dict(impl=impl)
-        for key in activation(info["act"]).setting_names:
+        for key in spec.setting_names:
             value = info[key] if info.get(key) is not None else settings.get(key)
             if value is not None:
                 kw[key] = value

@@ -96,6 +96,9 @@ class CheckpointForm:
     hidden_key: str
     describe: Callable[[Dict[str, torch.Tensor], str, int], Dict[str, Any]]
     layout: Optional[Layout] = None
+    # settings that come from the file or from the caller, never from the default: a file that
+    # lacks one (a native LERP-PSA state_dict has no grid) is refused unless it is given
+    required: Tuple[str, ...] = ()
 
     def shows(self, sd, mlp_prefix: str) -> bool:
         return any(k.startswith(mlp_prefix + m) for k in sd for m in self.marks)
@@ -402,4 +405,5 @@ register(Activation(
                       "for [-{0}, {0}]")),
     module_settings=lambda m: dict(grid_range=m.psa.grid_range),
     checkpoint=CheckpointForm(marks=("0.psa.",), hidden_key="1.weight", describe=_describe_psa,
-                              layout=Layout(LerpPSA, _psa_export, _psa_load))))
+                              layout=Layout(LerpPSA, _psa_export, _psa_load),
+                              required=("grid_size", "grid_range"))))

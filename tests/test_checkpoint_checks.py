@@ -214,3 +214,34 @@ def test_build_from_checkpoint_checks_given_flags(tmp_path):
                                               r"blocks and 64 tokens but the model has embed dim "
                                               r"64, 2 blocks"):
         build_from_checkpoint(path, embed_dim=64, depth=2)
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda sd: {"model": sd},
+    lambda sd: {"state_dict": sd, "epoch": 7, "best_acc": 85.5},
+    lambda sd: {"model_state_dict": sd, "optimizer_state_dict": {"state": {}, "param_groups": []}},
+    lambda sd: {"module." + k: v for k, v in sd.items()},                    # DistributedDataParallel
+    lambda sd: {"_orig_mod." + k: v for k, v in sd.items()},                 # torch.compile
+    lambda sd: {"model": {"_orig_mod.module." + k: v for k, v in sd.items()}},
+], ids=["model", "state_dict", "model_state_dict", "ddp", "compile", "nested"])
+def test_foreign_containers_and_wrapper_prefixes_are_unwrapped(tmp_path, wrap):
+    from models import save_checkpoint
+    torch.manual_seed(0)
+    model = build_resmlp("psa", 0.5, **SMALL)
+    path = tmp_path / "ours.bin"
+    save_checkpoint(model, str(path))
+    sd = torch.load(path, weights_only=True)
+    foreign = tmp_path / "foreign.bin"
+    torch.save(wrap(sd), foreign)
+    built = build_from_checkpoint(str(foreign))
+    assert built.act == "psa" and built.hidden_factor == 0.5
+    ours = model.state_dict()
+    for k, v in built.state_dict().items():
+        assert torch.equal(v, ours[k]), k
+
+
+def test_a_container_without_a_state_dict_is_one_line(tmp_path):
+    path = tmp_path / "opt.bin"
+    torch.save({"optimizer": {"state": {}}, "epoch": 3}, path)
+    with pytest.raises(CheckpointError, match="does not hold a state_dict of tensors"):
+        build_from_checkpoint(str(path))

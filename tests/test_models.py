@@ -175,7 +175,13 @@ def test_native_layout_does_not_know_the_grid():
     sd = build_resmlp("psa", 1.0, grid_size=32).state_dict()
     info = describe_checkpoint(sd)
     assert (info["layout"], info["grid_size"], info["grid_range"]) == ("native", None, None)
-    m = build_from_checkpoint(sd, grid_size=32)  # the flag supplies what the file lacks
+    # never built silently with the default grid: refused, naming the flags and an example
+    with pytest.raises(CheckpointError, match=r"does not store its grid size and grid range "
+                       r".*e\.g\. --grid-size 64 --grid-range 4 \(the defaults\)$"):
+        build_from_checkpoint(sd)
+    with pytest.raises(CheckpointError, match=r"its grid range .*e\.g\. --grid-range 4 "):
+        build_from_checkpoint(sd, grid_size=32)
+    m = build_from_checkpoint(sd, grid_size=32, grid_range=4.0)  # the flags supply what it lacks
     assert m.layers[0].layers[1].layers[0].psa.grid_size == 32
 
 

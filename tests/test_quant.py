@@ -391,11 +391,16 @@ def test_a_native_layout_file_quantises_like_the_authors_layout(float_files, tmp
     from models import build_from_checkpoint
     model = build_from_checkpoint(str(float_files / "psa.bin"))
     torch.save(model.state_dict(), tmp_path / "native.bin")
+    # the native file does not store its grid: refused with the flags to pass, then followed
+    rc = cifar10_quant.main(SYN + ["--load", str(tmp_path / "native.bin"), "--qat"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert rc == 2 and err.endswith("e.g. --grid-size 64 --grid-range 4 (the defaults)"), err
     dumps = []
-    for name, path in (("authors", float_files / "psa.bin"), ("native", tmp_path / "native.bin")):
+    for name, path, grid in (("authors", float_files / "psa.bin", []),
+                             ("native", tmp_path / "native.bin", err.split("e.g. ")[1].split()[:4])):
         rc = cifar10_quant.main(SYN + ["--load", str(path), "--qat", "--kd-epochs", "1",
                                        "--limit-train-batches", "1", "--dump-params",
-                                       "--dump-dir", str(tmp_path / name)])
+                                       "--dump-dir", str(tmp_path / name), *grid])
         out, err = capsys.readouterr()
         assert rc == 0, err
         assert records(out)[-1]["identical_logits"] == records(out)[-1]["test_images"]

@@ -60,6 +60,10 @@ class QATConfig(RunConfig):
     kd_alpha: float = field(default=0.8, metadata=flag("weight of the teacher term (0.8)"))
     min_lr: float = field(default=1e-5, metadata=flag("cosine annealing floor (1e-5)"))
     seed: int = field(default=2023, metadata=flag("random seed (2023)"))
+    grid_size: int = field(default=64, metadata=flag(
+        "LERP-PSA grid points of a --load state_dict that does not store them (a native one; 64)"))
+    grid_range: float = field(default=4.0, metadata=flag(
+        "LERP-PSA grid range of a --load state_dict that does not store it (a native one; 4)"))
     input_bits: int = field(default=8, metadata=flag(BITS_HELP.format("input")))
     weight_bits: int = field(default=8, metadata=flag(BITS_HELP.format("weight")))
     bias_bits: int = field(default=8, metadata=flag(BITS_HELP.format("bias")))
