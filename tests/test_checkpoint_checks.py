@@ -235,9 +235,12 @@ def test_foreign_containers_and_wrapper_prefixes_are_unwrapped(tmp_path, wrap):
     torch.save(wrap(sd), foreign)
     built = build_from_checkpoint(str(foreign))
     assert built.act == "psa" and built.hidden_factor == 0.5
+    # and straight into a model built by hand (the file is read and unwrapped once)
+    loaded = load_checkpoint(build_resmlp("psa", 0.5, **SMALL), str(foreign))
     ours = model.state_dict()
-    for k, v in built.state_dict().items():
-        assert torch.equal(v, ours[k]), k
+    for m in (built, loaded):
+        for k, v in m.state_dict().items():
+            assert torch.equal(v, ours[k]), k
 
 
 def test_a_container_without_a_state_dict_is_one_line(tmp_path):
