@@ -55,6 +55,7 @@ class Ablation:
     args: str         # extra cifar10_main.py arguments of every student
     versus: str       # what the shipped models are, as opposed to this ablation
     note: str = ""
+    seeds: bool = True  # the seed study's students too (else the 12 of the table only)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def load(path: str = MANIFEST) -> Manifest:
     ablations = {name: Ablation(name, _require(x, "folder", f"[ablation.{name}]"),
                                 _require(x, "label", f"[ablation.{name}]"),
                                 _require(x, "args", f"[ablation.{name}]"),
-                                _require(x, "versus", f"[ablation.{name}]"), x.get("note", ""))
+                                _require(x, "versus", f"[ablation.{name}]"), x.get("note", ""),
+                                bool(x.get("seeds", True)))
                  for name, x in raw.get("ablation", {}).items()}
     return Manifest(tuple(acts), hidden, teacher, dict(raw.get("dataset", {})),
                     dict(raw.get("schedule", {})), dict(_require(raw, "seeds", "the manifest")),
@@ -215,6 +217,8 @@ def shell(m: Manifest, dataset: str | None) -> str:
                                                    for a in (m.ablations or {}).values()) + ")",
         "declare -gA ABLATION_ARGS=(" + " ".join(f"[{q(a.name)}]={q(a.args)}"
                                                  for a in (m.ablations or {}).values()) + ")",
+        "declare -gA ABLATION_SEEDS=(" + " ".join(f"[{q(a.name)}]={int(a.seeds)}"
+                                                  for a in (m.ablations or {}).values()) + ")",
     ]
     for name, sched in m.schedules.items():
         for key, val in sched.items():

@@ -3,8 +3,8 @@
 # Usage: ./scripts/run_fashion_mnist_ablation.sh NAME      (-h: this help)
 #        NAME is an [ablation.NAME] entry of scripts/experiments.toml, e.g. kt_isolated
 #        (our earlier knowledge transfer: --kt-mode isolated).
-# Runs:   scripts/run_fashion_mnist_repro.sh (the 12 students of the table) and
-#         scripts/run_fashion_mnist_seeds.sh (the 12 students of the seed study) with the
+# Runs:   scripts/run_fashion_mnist_repro.sh (the 12 students of the table) and, unless the
+#         entry says seeds = false, scripts/run_fashion_mnist_seeds.sh (the seed study's 12) with the
 #         ablation's extra arguments, from the shipped teacher and with the shipped schedule,
 #         then scripts/collect_results.py --seeds for the ablation.
 # Reads:  output/fashion_mnist/resmlp_layers_4_h_4_embed_96/teacher_model.bin
@@ -30,6 +30,8 @@ export MODEL_ROOT="${MODEL_ROOT}/${ABLATION_FOLDER[$NAME]}"
 export EXTRA_ARGS="${ABLATION_ARGS[$NAME]} ${EXTRA_ARGS}"
 echo "ablation ${NAME}: ${EXTRA_ARGS} -> ${MODEL_ROOT}"
 "$ROOT/scripts/run_fashion_mnist_repro.sh"
-"$ROOT/scripts/run_fashion_mnist_seeds.sh"
-"$PY" "$ROOT/scripts/collect_results.py" --seeds --model-root "$MODEL_ROOT" \
-  --dataset "$DATASET" --dataset-dir "$DATASET_DIR"
+if [ "${ABLATION_SEEDS[$NAME]}" = 1 ]; then
+  "$ROOT/scripts/run_fashion_mnist_seeds.sh"
+  "$PY" "$ROOT/scripts/collect_results.py" --seeds --model-root "$MODEL_ROOT" \
+    --dataset "$DATASET" --dataset-dir "$DATASET_DIR"
+fi
