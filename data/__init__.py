@@ -198,24 +198,16 @@ class TensorImages(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, i):
-        img = self.images[i].float().div_(255.0)
-        if self.augment:
-            p = self.crop_padding
-            if p:
-                h, w = img.shape[-2:]
-                padded = torch.nn.functional.pad(img, (p, p, p, p))
-                dy, dx = torch.randint(0, 2 * p + 1, (2,)).tolist()
-                img = padded[:, dy:dy + h, dx:dx + w]
-            if self.flip and torch.rand(()) < 0.5:
-                img = img.flip(-1)
-        return (img - self.mean) / self.std, self.labels[i]
+        images, labels = self.batch([i])
+        return images[0], labels[0]
 
     def batch(self, indices):
-        """Images ``indices`` as one batch ``(images, labels)``: the same random draws in the
-        same order as ``__getitem__`` image by image, so the same crops and flips under the
-        same seed, and the same values bit for bit (the same elementwise operations), at
-        about a tenth of the cost (a handful of tensor operations for the batch instead of
-        ten per image). ``training.setup.make_loaders`` reads batches through it."""
+        """Images ``indices`` as one batch ``(images, labels)``. Per image, in index order:
+        two draws for the crop offset (``randint(0, 2p + 1, (2,))``), then one for the flip
+        (``rand(()) < 0.5``), so a batch gets the crops and flips its images would get one by
+        one under the same seed; then a handful of tensor operations for the whole batch
+        (``training.setup.make_loaders`` reads batches through it: about half the cost of
+        reading the images one by one)."""
         idx = torch.as_tensor(indices, dtype=torch.long)
         img = self.images[idx].float().div_(255.0)
         if self.augment:

@@ -145,7 +145,7 @@ MUTATIONS = [
       "img = torch.where(torch.tensor(flip).view(n, 1, 1, 1), img.flip(-1), img)",
       "img = torch.where(torch.tensor(flip).view(n, 1, 1, 1), img, img.flip(-1))",
       (KFASTPATH,), "batched reading flips the images that the per-image reader keeps",
-      k="batched_reading"),
+      k="batched_reading or written_out"),
     M("c-psa-den-square", "kernels/csrc/lookup_cpu.c", "DEFINE_PSA",
       "for (int64_t k = 0; k < e; ++k) den[k] = wi[k] * wi[k] + (T)eps;",
       "for (int64_t k = 0; k < e; ++k) den[k] = wi[k] + (T)eps;",

@@ -169,6 +169,35 @@ def test_mixed_dtypes_are_cast_once_to_the_promoted_dtype():
 
 # --- data ---------------------------------------------------------------------------------------
 
+def augmented_by_hand(ds, indices):
+    """The augmentation of docs/METHOD.md section 6 written out image by image (pad 4, crop at
+    the drawn offset, flip on the drawn coin, normalise): the reference for data.TensorImages."""
+    out = []
+    for i in indices:
+        img = ds.images[i].float() / 255.0
+        dy, dx = torch.randint(0, 9, (2,)).tolist()
+        img = torch.nn.functional.pad(img, (4, 4, 4, 4))[:, dy:dy + 32, dx:dx + 32]
+        if torch.rand(()) < 0.5:
+            img = img.flip(-1)
+        out.append((img - ds.mean) / ds.std)
+    return torch.stack(out)
+
+
+def test_augmented_batches_equal_the_augmentation_written_out():
+    import data
+    images = torch.randint(0, 256, (50, 28, 28), dtype=torch.uint8)
+    ds = data.TensorImages(images, torch.randint(0, 10, (50,)), (0.3,), (0.35,), augment=True)
+    idx = [5, 0, 49, 17, 17, 3]
+    torch.manual_seed(11)
+    want = augmented_by_hand(ds, idx)
+    torch.manual_seed(11)
+    got, labels = ds.batch(idx)
+    assert torch.equal(got, want) and torch.equal(labels, ds.labels[idx])
+    torch.manual_seed(11)
+    one = torch.stack([ds[i][0] for i in idx])     # __getitem__: the same draws, image by image
+    assert torch.equal(one, want)
+
+
 def test_batched_reading_gives_the_per_image_batches():
     """make_loaders' batch reader: the batches DataLoader(shuffle=True, generator) over single
     images gives, the same augmentation, bit for bit."""
