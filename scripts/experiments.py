@@ -69,6 +69,7 @@ class Manifest:
     results_file: str
     ablations: dict = None      # name -> Ablation
     int8: dict = None           # parent folder and (act, h) of the shipped INT8 models
+    long: dict = None           # the long schedule ([long]): folder, epochs, args, seeds, priority
 
     # --- lookups --------------------------------------------------------------------------
     def activation(self, act: str) -> Activation:
@@ -163,7 +164,29 @@ def load(path: str = MANIFEST) -> Manifest:
                     dict(raw.get("schedule", {})), dict(_require(raw, "seeds", "the manifest")),
                     raw.get("results", {}).get("file", "results.csv"), ablations,
                     dict(parent=raw.get("int8", {}).get("parent", ""),
-                         models=[(str(a), float(h)) for a, h in raw.get("int8", {}).get("models", [])]))
+                         models=[(str(a), float(h)) for a, h in raw.get("int8", {}).get("models", [])]),
+                    _long(raw.get("long"), acts, hidden, path))
+
+
+def _long(raw, acts, hidden, path):
+    """The [long] table, its priority list checked against the activations and hidden factors."""
+    if raw is None:
+        return None
+    d = dict(raw)
+    for key in ("folder", "resnet_epochs", "teacher_epochs", "kt_epochs", "kd_epochs", "seeds",
+                "priority"):
+        _require(d, key, "[long]")
+    known_acts = {a.act for a in acts}
+    known_h = {x.h for x in hidden}
+    pairs = []
+    for entry in d["priority"]:
+        if len(entry) != 2 or entry[0] not in known_acts or float(entry[1]) not in known_h:
+            raise ManifestError(f"{path}: [long] priority entry {entry!r} is not an "
+                                "[activation, hidden factor] pair of the table")
+        pairs.append((str(entry[0]), float(entry[1])))
+    d["priority"] = pairs
+    d["seeds"] = [int(s) for s in d["seeds"]]
+    return d
 
 
 # --- JSON log lines ------------------------------------------------------------------------
@@ -223,8 +246,22 @@ def shell(m: Manifest, dataset: str | None) -> str:
     for name, sched in m.schedules.items():
         for key, val in sched.items():
             out.append(f"SCHEDULE_{name.upper()}_{key.upper()}={int(val)}")
+    if m.long is not None:
+        lg = m.long
+        for key in ("folder", "resnet_args", "teacher_args", "student_args"):
+            out.append(f"LONG_{key.upper()}={q(str(lg.get(key, '')))}")
+        for key in ("resnet_epochs", "teacher_epochs", "kt_epochs", "kd_epochs"):
+            out.append(f"LONG_{key.upper()}={int(lg[key])}")
+        out.append(f"LONG_RESNET_WD={q(str(lg.get('resnet_wd', 5e-4)))}")
+        out.append("LONG_SEEDS=(" + " ".join(str(s) for s in lg["seeds"]) + ")")
+        out.append("LONG_PRIORITY=(" + " ".join(q(f"{a}:{fmt_h(h)}") for a, h in lg["priority"])
+                   + ")")
     if dataset is not None:
         rel = os.path.relpath(m.model_root(dataset), ROOT)
+        d = m.datasets.get(dataset)
+        if d is not None:
+            out.append(f"MANIFEST_MODEL_NAME={q(d['model'])}")
+            out.append(f"MANIFEST_DATASET_FOLDER={q(d['folder'])}")
         out.append(f"MANIFEST_MODEL_ROOT={q('./' + rel)}")
         d = m.datasets.get(dataset, {})
         if "dataset_dir" in d:

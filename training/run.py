@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from typing import Optional, Tuple
 
 import torch
@@ -131,9 +132,13 @@ def begin(cfg: RunConfig, opts: RunOptions, dist, device, student: str):
                                      device=device, workers=opts.workers,
                                      synthetic_size=cfg.synthetic_size, rank=dist.rank,
                                      world_size=dist.world_size)
+    # Precision, compilation, threads and versions go into every log: timings and results
+    # of runs are compared across machines and precisions (docs/TRAINING.md).
     start = dict(event="start", dataset=info["name"], device=str(device), student=student,
                  student_hidden_factor=cfg.student_hidden_factor, seed=cfg.seed,
-                 deterministic=not cfg.nondeter)
+                 deterministic=not cfg.nondeter, amp=cfg.amp or "fp32", compile=opts.compile,
+                 threads=torch.get_num_threads(), torch=torch.__version__,
+                 resume=opts.resume)
     if dist.enabled:
         start.update(world_size=dist.world_size, backend=dist.backend)
         log.line(f"distributed: {dist.world_size} processes ({dist.backend}), "
@@ -163,6 +168,7 @@ def interrupted(session: Session, exc: Interrupted) -> CLIError:
 
 
 def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
+    started = time.monotonic()   # wall time of this process's run, logged with "done"
     if opts.impl != "auto":
         # A backend named with --impl that cannot run here: one line now, not mid-epoch.
         kernels.resolve("lerp", opts.impl, device.type)
@@ -245,5 +251,6 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
     if opts.save and dist.main:
         models.save_checkpoint(student, opts.save)
         log.line(f"saved {opts.save}")
-    log.json(event="done", accuracy=round(acc, 2), save=opts.save)
+    log.json(event="done", accuracy=round(acc, 2), save=opts.save,
+             seconds=round(time.monotonic() - started, 1))
     return acc
