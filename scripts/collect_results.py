@@ -7,6 +7,8 @@
   python scripts/collect_results.py --seeds         # seed spread at h = 0.5, 0.25: results_seeds.csv
   python scripts/collect_results.py --seeds --check # re-evaluate the seed models, compare
   python scripts/collect_results.py --dataset cifar10   # the authors' layout under output/cifar10/...
+  python scripts/collect_results.py --long          # the long schedule: runs.csv, its tables
+  python scripts/collect_results.py --long --check  # re-evaluate its finished models, compare
 
 Which models exist and where they live (activation folders, file stems, seeds) comes from
 scripts/experiments.toml. The evaluation is that of ``cifar10_main.py --test-only``: eval mode,
@@ -322,6 +324,250 @@ def check_seeds(model_root, dataset, dataset_dir, results, seeds_csv, progress=T
     return _compare(want, rows, seeds_csv)
 
 
+# --- the long schedule ([long] of the manifest; scripts/run_fashion_mnist_long.sh) ----------
+
+RUNS_FILE = "runs.csv"
+RUNS_HEADER = ["model", "role", "activation", "hidden_factor", "seed", "accuracy", "epochs",
+               "train_minutes", "precision", "compile", "threads"]
+
+
+def long_root(dataset):
+    """output/<dataset folder>/<long folder>: resnet20.bin beside the ResMLP model folder."""
+    d = M.datasets.get(dataset)
+    if M.long is None or d is None:
+        raise UserError(f"the manifest has no long schedule for {dataset} ([long] of "
+                        "scripts/experiments.toml; Fashion-MNIST has one)")
+    return os.path.join(ROOT, "output", d["folder"], M.long["folder"])
+
+
+def long_jobs(root, dataset):
+    """Every model of the long study in the order the driver trains them:
+    (role, act, h, seed, checkpoint path, log path)."""
+    model_root = os.path.join(root, os.path.basename(M.model_root(dataset)))
+    shipped = M.seeds["shipped"]
+    out = [("resnet", "resnet20", None, shipped, os.path.join(root, "resnet20.bin"),
+            os.path.join(root, "resnet20_log.txt")),
+           ("teacher", "teacher", M.teacher["h"], shipped, M.teacher_path(model_root),
+            os.path.join(model_root, M.teacher["log"]))]
+    pairs = M.long["priority"]
+    order = [(s, a, h) for s in [shipped, *M.long["seeds"]] for a, h in pairs]
+    order += [(shipped, a.act, h) for h in M.hs for a in M.activations if (a.act, h) not in pairs]
+    for seed, act, h in order:
+        path = M.checkpoint(model_root, act, h, seed)
+        out.append(("student", act, h, seed, path, path[:-len("_model.bin")] + "_log.txt"))
+    return out
+
+
+def run_record(log_path):
+    """experiments.run_record of a model's log file."""
+    with open(log_path) as f:
+        return experiments.run_record(f)
+
+
+def evaluate_long(root, dataset, dataset_dir, progress=True):
+    """Evaluate every finished model of the long study: RUNS_HEADER rows, in training order,
+    and how many models the study has in all."""
+    from models import build_from_checkpoint
+    jobs = long_jobs(root, dataset)
+    done = [j for j in jobs if os.path.isfile(j[4])]
+    rows = []
+    if not done:
+        return rows, len(jobs)
+    loader, _ = test_loader(dataset, dataset_dir)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(done), desc="evaluating", unit="model", file=sys.stderr,
+                   dynamic_ncols=True)
+    for role, act, h, seed, path, log in done:
+        model = build_from_checkpoint(path, resnet=role == "resnet")
+        acc = f"{accuracy(model, loader):.2f}"
+        rec = run_record(log) if os.path.isfile(log) else dict(
+            epochs="no log", train_minutes="", precision="", compile="", threads="")
+        rows.append(dict(model=os.path.relpath(path, root), role=role, activation=act,
+                         hidden_factor="" if h is None else experiments.fmt_h(h), seed=str(seed),
+                         accuracy=acc, **rec))
+        if bar is not None:
+            bar.set_postfix_str(f"{act} h={rows[-1]['hidden_factor']} {acc} %")
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return rows, len(jobs)
+
+
+def long_results(rows):
+    """(results.csv rows, results_seeds.csv rows) of the long study's finished models: the
+    teacher and the shipped seed's students; the seed rows of the claim's pairs."""
+    shipped = M.seeds["shipped"]
+    results = [(r["activation"], float(r["hidden_factor"]), r["accuracy"]) for r in rows
+               if r["role"] in ("teacher", "student") and int(r["seed"]) == shipped]
+    seeds = [(r["activation"], float(r["hidden_factor"]), int(r["seed"]), r["accuracy"])
+             for r in rows if r["role"] == "student"
+             and (r["activation"], float(r["hidden_factor"])) in M.long["priority"]]
+    return results, seeds
+
+
+def long_table(rows, total, dataset):
+    """The long schedule's table, its ResNet-20 and teacher, and the training record."""
+    acc = {(r["activation"], float(r["hidden_factor"])): r["accuracy"] for r in rows
+           if r["role"] != "resnet" and int(r["seed"]) == M.seeds["shipped"]}
+    rule = "|---" * (len(M.hs) + 1) + "|"
+    lg = M.long
+    lines = [f"{M.dataset_label(dataset)}, long schedule ({len(rows)} of {total} models trained): "
+             f"students {lg['kt_epochs']} KT epochs per block + {lg['kd_epochs']} KD epochs, "
+             f"seed {M.seeds['shipped']}", "", M.table_head(), rule]
+    for a in M.activations:
+        lines.append(f"| {a.label} | " + " | ".join(acc.get((a.act, h), "-") for h in M.hs) + " |")
+    resnet = [r for r in rows if r["role"] == "resnet"]
+    teacher = acc.get(("teacher", M.teacher["h"]))
+    lines += ["", f"ResNet-20 ({lg['resnet_epochs']} epochs): "
+              f"{resnet[0]['accuracy'] + ' %' if resnet else 'not trained yet'}",
+              f"{M.teacher['label']}, {lg['teacher_epochs']} KD epochs from the ResNet-20: "
+              f"{teacher + ' %' if teacher else 'not trained yet'}", "",
+              "| model | seed | accuracy | epochs | minutes | precision | compile | threads |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['seed']} | {r['accuracy']} | {r['epochs']} "
+                     f"| {r['train_minutes']} | {r['precision']} | {r['compile']} | {r['threads']} |")
+    minutes = sum(float(r["train_minutes"] or 0) for r in rows)
+    lines.append(f"\ntraining time of these models: {minutes / 60:.1f} h")
+    return "\n".join(lines)
+
+
+def claim_pairs(groups):
+    """The differences the half-size claim is about, among ``groups`` ((act, h) with runs):
+    each learned activation against ReLU at the same and at twice its hidden size, and the
+    learned activations against each other at one hidden size."""
+    base = M.activations[0].act
+    learned = [a.act for a in M.activations[1:]]
+    pairs = []
+    for a in learned:
+        for h in sorted({h for x, h in groups if x == a}):
+            for hb in (2 * h, h):
+                if (base, hb) in groups:
+                    pairs.append(((a, h), (base, hb)))
+    for i, a in enumerate(learned):
+        for b in learned[i + 1:]:
+            for h in sorted({h for x, h in groups if x == a}):
+                if (b, h) in groups:
+                    pairs.append(((b, h), (a, h)))
+    return pairs
+
+
+def difference_rows(st, pairs):
+    """(first, second, d, se) per pair; se is nan when a side has a single run."""
+    out = []
+    for p, q in pairs:
+        m1, s1, n1, _ = st[p]
+        m2, s2, n2, _ = st[q]
+        se = math.sqrt(s1 ** 2 / n1 + s2 ** 2 / n2) if n1 > 1 and n2 > 1 else float("nan")
+        out.append((p, q, m1 - m2, se))
+    return out
+
+
+def long_seed_table(seed_rows, short_seed_rows):
+    """Mean +- std of the claim's pairs at the long schedule, and every claim difference at
+    both schedules (the short one from the shipped results_seeds.csv)."""
+    label = {a.act: a.label for a in M.activations}
+    st = seed_stats(seed_rows)
+    short = seed_stats(short_seed_rows) if short_seed_rows else {}
+    lines = ["Long schedule, the claim's pairs: mean +- sample std over seeds (runs in seed order):",
+             "", "| student | runs | mean +- std |", "|---|---|---|"]
+    for a, h in M.long["priority"]:
+        if (a, h) in st:
+            mean, std, n, xs = st[(a, h)]
+            cell = f"{mean:.2f} +- {std:.2f}" if n > 1 else f"{mean:.2f} (one run)"
+            lines.append(f"| {label[a]} h = {h} | {', '.join(f'{x:.2f}' for x in xs)} | {cell} |")
+        else:
+            lines.append(f"| {label[a]} h = {h} | - | not trained yet |")
+    pairs = claim_pairs(set(st))
+    lines += ["", "Claim differences d = first - second (se: standard error of d, from the seeds):",
+              "", "| first | second | long d | long se | short d | short se | moved |",
+              "|---|---|---|---|---|---|---|"]
+    for (p, q, d, se), short_row in zip(difference_rows(st, pairs),
+                                        difference_rows(short, pairs) if all(
+                                            x in short for pq in pairs for x in pq)
+                                        else [None] * len(pairs)):
+        sd_cell = "-" if math.isnan(se) else f"{se:.2f}"
+        if short_row is None:
+            s_d, s_se, moved = "-", "-", "-"
+        else:
+            s_d = f"{short_row[2]:+.2f}"
+            s_se = "-" if math.isnan(short_row[3]) else f"{short_row[3]:.2f}"
+            moved = f"{d - short_row[2]:+.2f}"
+        lines.append(f"| {label[p[0]]} h = {p[1]} | {label[q[0]]} h = {q[1]} | {d:+.2f} | {sd_cell} "
+                     f"| {s_d} | {s_se} | {moved} |")
+    return "\n".join(lines)
+
+
+def schedule_table(long_rows, short_rows):
+    """Seed 2023 at both schedules, per activation and h (Markdown): short, long, long - short."""
+    short = {(a, float(h)): v for a, h, v in short_rows}
+    long_ = {(a, float(h)): v for a, h, v in long_rows}
+    lines = ["What the schedule changes (seed 2023; short: the shipped 6-epoch students):", "",
+             "| activation | h | short | long | long - short |", "|---|---|---|---|---|"]
+    for a, label in [("teacher", M.teacher["label"])] + [(a.act, a.label) for a in M.activations]:
+        for h in ([M.teacher["h"]] if a == "teacher" else M.hs):
+            s, g = short.get((a, h)), long_.get((a, h))
+            diff = f"{float(g) - float(s):+.2f}" if s and g else "-"
+            lines.append(f"| {label} | {h} | {s or '-'} | {g or '-'} | {diff} |")
+    return "\n".join(lines)
+
+
+def write_runs_csv(path, rows):
+    _write_rows(path, RUNS_HEADER, [[r[k] for k in RUNS_HEADER] for r in rows])
+
+
+def read_runs_csv(path):
+    with open(path) as f:
+        return [dict(r) for r in csv.DictReader(f)]
+
+
+def run_long(args):
+    """collect_results.py --long: evaluate, print the tables, write or check the CSVs."""
+    t0 = time.time()
+    root = args.long_root or long_root(args.dataset)
+    model_root = os.path.join(root, os.path.basename(M.model_root(args.dataset)))
+    runs_csv = os.path.join(root, RUNS_FILE)
+    rows, total = evaluate_long(root, args.dataset, args.dataset_dir, progress=not args.no_progress)
+    if not rows:
+        if args.check and os.path.isfile(runs_csv):
+            raise UserError(f"{runs_csv} lists models but none is in {root}")
+        print(f"no model of the long schedule is trained yet ({root}); "
+              "train them with scripts/run_fashion_mnist_long.sh")
+        return 0
+    print(f"evaluated {len(rows)} models in {time.time() - t0:.0f} s\n")
+    print(long_table(rows, total, args.dataset))
+    results, seed_rows = long_results(rows)
+    short_root = M.model_root(args.dataset)
+    short_seeds = os.path.join(short_root, M.seeds["results"])
+    short_results = os.path.join(short_root, M.results_file)
+    print()
+    print(long_seed_table(seed_rows, read_seeds_csv(short_seeds) if os.path.isfile(short_seeds)
+                          else None))
+    if os.path.isfile(short_results):
+        print()
+        print(schedule_table(results, read_csv(short_results)))
+    if args.check:
+        if not os.path.isfile(runs_csv):
+            raise UserError(f"missing {runs_csv}; write it with collect_results.py --long")
+        want = read_runs_csv(runs_csv)
+        if want != rows:
+            diff = [(a, b) for a, b in zip(want, rows) if a != b]
+            if len(want) != len(rows):
+                diff.append(f"{len(want)} models in the file, {len(rows)} trained")
+            print(f"\nMISMATCH with {runs_csv}: {diff}", file=sys.stderr)
+            return 1
+        print(f"\nall {len(rows)} long-schedule models reproduce {runs_csv} exactly")
+        return 0
+    if not args.no_write:
+        write_runs_csv(runs_csv, rows)
+        write_csv(os.path.join(model_root, M.results_file), results)
+        write_seeds_csv(os.path.join(model_root, M.seeds["results"]), seed_rows)
+        print(f"\nwrote {runs_csv}, and results.csv and {M.seeds['results']} in {model_root}")
+    return 0
+
+
 # --- command line --------------------------------------------------------------------------
 
 def _compare(want, got, path):
@@ -357,6 +603,13 @@ def main(argv=None):
     p.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
                    help="with --seeds: only these seeds (default: the shipped one and the extra "
                         "seeds of scripts/experiments.toml)")
+    p.add_argument("--long", action="store_true",
+                   help="the long-schedule study (scripts/run_fashion_mnist_long.sh): every "
+                        "finished model, its training record (runs.csv), the table, the claim "
+                        "differences beside the short schedule's")
+    p.add_argument("--long-root", default=None, metavar="DIR",
+                   help="with --long: the study's folder (default: output/<dataset folder>/long, "
+                        "the LONG_ROOT of run_fashion_mnist_long.sh)")
     p.add_argument("--check", action="store_true", help="compare with the CSV instead of writing it")
     p.add_argument("--no-write", action="store_true", help="print only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -366,6 +619,8 @@ def main(argv=None):
     errors = _user_errors()
     try:
         t0 = time.time()
+        if args.long:
+            return run_long(args)
         if args.compare:
             abl = M.ablation(args.compare)
             single = os.path.join(model_root, abl.folder, M.results_file)

@@ -8,6 +8,7 @@ module. It imports nothing heavy (no torch), so the shell can call it cheaply.
 
   python scripts/experiments.py shell --dataset cifar10     # bash declarations (scripts/common.sh)
   python scripts/experiments.py accuracy LOG [--event done] # last accuracy in a file of JSON lines
+  python scripts/experiments.py run LOG [--field NAME]      # epochs, minutes, precision of a training log
   cifar10_main.py --test-only ... | python scripts/experiments.py accuracy --event test
 """
 from __future__ import annotations
@@ -216,6 +217,34 @@ def last_accuracy(lines, events=("test", "done")) -> float:
     return acc
 
 
+def run_record(lines) -> dict:
+    """What a training log (JSON lines, every process that trained one model appends to it)
+    says of the training: ``epochs`` ("N" plain/KD epochs, or "K KT + N"), ``train_minutes``
+    (the epochs' seconds summed, one decimal), and ``precision``, ``compile``, ``threads`` of
+    every process that trained it (its "start" records), joined by "/" when they differ."""
+    starts, kt, kd, seconds = [], 0, 0, 0.0
+    for rec in json_records(lines):
+        ev = rec.get("event")
+        if ev == "start":
+            starts.append(rec)
+        elif ev in ("kt_epoch", "epoch"):
+            kt += ev == "kt_epoch"
+            kd += ev == "epoch"
+            seconds += float(rec.get("seconds", 0.0))
+
+    def joined(key, default):
+        vals = []
+        for r in starts:
+            v = str(r.get(key, default))
+            if v not in vals:
+                vals.append(v)
+        return "/".join(vals) if vals else "unknown"
+
+    return dict(epochs=f"{kt} KT + {kd}" if kt else str(kd), train_minutes=f"{seconds / 60:.1f}",
+                precision=joined("amp", "fp32"), compile=joined("compile", False),
+                threads=joined("threads", "unknown"))
+
+
 # --- shell ---------------------------------------------------------------------------------
 
 def shell(m: Manifest, dataset: str | None) -> str:
@@ -278,11 +307,24 @@ def main(argv=None) -> int:
     a.add_argument("log", nargs="?", default="-", help="a file of log lines (default: stdin)")
     a.add_argument("--event", action="append", default=None,
                    help="the event(s) to take it from (default: test and done)")
+    r = sub.add_parser("run", help="print what a training log says of the training (epochs, "
+                                    "minutes, precision, compile, threads)")
+    r.add_argument("log", help="a model's log of JSON lines")
+    r.add_argument("--field", default=None, help="print only this field")
     args = p.parse_args(argv)
     prog = "experiments.py"
     try:
         if args.cmd == "shell":
             print(shell(load(), args.dataset))
+        elif args.cmd == "run":
+            try:
+                with open(args.log) as f:
+                    rec = run_record(f)
+            except OSError as exc:
+                raise ManifestError(f"cannot read {args.log}: {exc.strerror}") from None
+            if args.field is not None and args.field not in rec:
+                raise ManifestError(f"no field {args.field!r}; a run has {', '.join(rec)}")
+            print(rec[args.field] if args.field else " ".join(f"{k}={v}" for k, v in rec.items()))
         else:
             events = tuple(args.event) if args.event else ("test", "done")
             if args.log == "-":

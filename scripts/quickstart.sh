@@ -5,7 +5,8 @@
 #                                         the accuracy table beside the paper's CIFAR-10 table and
 #                                         check it equals results.csv (and, when shipped, the seed
 #                                         checkpoints against results_seeds.csv), the same for the
-#                                         isolated-KT and bf16 ablations, then re-run the three shipped INT8
+#                                         isolated-KT and bf16 ablations and the long-schedule
+#                                         study (against runs.csv), then re-run the three shipped INT8
 #                                         integer models against results_int8.csv; writes nothing
 #   ./scripts/quickstart.sh --retrain     run the whole Fashion-MNIST training (scripts/run_fashion_mnist_repro.sh),
 #                                         writing output/fashion_mnist/resmlp_layers_4_h_4_embed_96/
@@ -46,6 +47,8 @@ else
   "$PY" scripts/collect_results.py --check --ablation kt_isolated
   echo "==> evaluating the bf16 ablation (output/fashion_mnist/.../ablation_fast_bf16/)"
   "$PY" scripts/collect_results.py --check --ablation fast_bf16
+  echo "==> evaluating the long-schedule study's finished models (output/fashion_mnist/long/)"
+  "$PY" scripts/collect_results.py --check --long
   echo "==> re-running the shipped INT8 integer-only models (fpga.int_resmlp) on the test set"
   "$PY" scripts/collect_int8_results.py --check
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The long-schedule study on Fashion-MNIST: the authors' whole teacher chain, and students
 # trained ten times longer than run_fashion_mnist_repro.sh (docs/TRAINING.md, "The long schedule").
-# Usage: ./scripts/run_fashion_mnist_long.sh        (-h: this help)
-# Runs, in this order (every number from scripts/experiments.toml [long]):
+# Usage: ./scripts/run_fashion_mnist_long.sh        (-h: this help; --list: the models, in
+#        training order, and which are finished; trains nothing)
+# Runs: in this order (every number from scripts/experiments.toml [long]):
 #   1. ResNet-20, plain training, weight decay 5e-4, 30 epochs          -> resnet20.bin
 #   2. the ReLU ResMLP teacher (h = 4) distilled from it, 60 epochs      -> teacher_model.bin
 #   3. students, 3 KT epochs per block + 30 KD epochs (the authors' recipe otherwise):
@@ -44,7 +45,6 @@ MODEL_ROOT="$BASE_ROOT"
 STATE_ROOT="${BASE_ROOT}/.states"
 TEACHER_MODEL="${BASE_ROOT}/${TEACHER_FILE}"
 RESNET_MODEL="${LONG_ROOT}/resnet20.bin"
-mkdir -p "$BASE_ROOT"
 start=$(date +%s)
 
 elapsed() { echo "$(( ($(date +%s) - start) / 60 )) min so far"; }
@@ -59,20 +59,47 @@ commit_model() {
   echo "committed: $msg"
 }
 
-# minutes LOG: training minutes of a model, summed over the epochs its log records.
+# minutes LOG: training minutes of a model (its epochs' seconds, over every resumed process).
 minutes() {
-  "$PY" - "$1" <<'EOF'
-import json, sys
-total = 0.0
-for line in open(sys.argv[1]):
-    if line.startswith("{"):
-        rec = json.loads(line)
-        if rec.get("event") in ("epoch", "kt_epoch"):
-            total += rec.get("seconds", 0.0)
-print(f"{total / 60:.0f}")
-EOF
+  "$PY" "$ROOT/scripts/experiments.py" run "$1" --field train_minutes
 }
 
+# The students in training order: the claim's pairs with every seed, then the rest of the table.
+jobs=()
+for seed in "$SEED_SHIPPED" "${LONG_SEEDS[@]}"; do
+  for pair in "${LONG_PRIORITY[@]}"; do jobs+=("${seed}:${pair}"); done
+done
+for h in "${H_VALUES[@]}"; do
+  for act in "${ACTS[@]}"; do
+    case " ${LONG_PRIORITY[*]} " in
+      *" ${act}:${h} "*) ;;
+      *) jobs+=("${SEED_SHIPPED}:${act}:${h}") ;;
+    esac
+  done
+done
+
+# student_paths SEED ACT H: "<checkpoint> <log>" of one student.
+student_paths() {
+  local root="$BASE_ROOT" stem folder
+  [ "$1" = "$SEED_SHIPPED" ] || root="${BASE_ROOT}/seed_$1"
+  folder="${root}/$(act_folder "$2")"
+  stem="$(h_stem "$3")"
+  echo "${folder}/${stem}_model.bin ${folder}/${stem}_log.txt"
+}
+
+if [ "${1:-}" = "--list" ]; then
+  status() { if [ -f "$1" ]; then echo "done"; else echo "to train"; fi; }
+  echo "resnet20 - ${SEED_SHIPPED} $(status "$RESNET_MODEL")"
+  echo "teacher ${TEACHER_H} ${SEED_SHIPPED} $(status "$TEACHER_MODEL")"
+  for job in "${jobs[@]}"; do
+    IFS=: read -r seed act h <<< "$job"
+    read -r model _ <<< "$(student_paths "$seed" "$act" "$h")"
+    echo "${act} ${h} ${seed} $(status "$model")"
+  done
+  exit 0
+fi
+
+mkdir -p "$BASE_ROOT"
 echo "long schedule: ResNet-20 ${RESNET_EPOCHS} epochs; teacher ${TEACHER_EPOCHS} KD epochs;" \
      "students ${KT_EPOCHS} KT epoch(s) per block + ${KD_EPOCHS} KD epochs -> ${LONG_ROOT}"
 
@@ -102,28 +129,13 @@ else
     "$TEACHER_MODEL" "$log"
 fi
 
-# 3. Students: the claim's pairs with every seed, then the rest of the table.
-jobs=()
-for seed in "$SEED_SHIPPED" "${LONG_SEEDS[@]}"; do
-  for pair in "${LONG_PRIORITY[@]}"; do jobs+=("${seed}:${pair}"); done
-done
-for h in "${H_VALUES[@]}"; do
-  for act in "${ACTS[@]}"; do
-    case " ${LONG_PRIORITY[*]} " in
-      *" ${act}:${h} "*) ;;
-      *) jobs+=("${SEED_SHIPPED}:${act}:${h}") ;;
-    esac
-  done
-done
-
 n=0
 for job in "${jobs[@]}"; do
   n=$((n + 1))
   IFS=: read -r seed act h <<< "$job"
   if [ "$seed" = "$SEED_SHIPPED" ]; then MODEL_ROOT="$BASE_ROOT"; else MODEL_ROOT="${BASE_ROOT}/seed_${seed}"; fi
   STATE_ROOT="${MODEL_ROOT}/.states"
-  model="${MODEL_ROOT}/$(act_folder "$act")/$(h_stem "$h")_model.bin"
-  log="${MODEL_ROOT}/$(act_folder "$act")/$(h_stem "$h")_log.txt"
+  read -r model log <<< "$(student_paths "$seed" "$act" "$h")"
   if [ -f "$model" ]; then
     echo "==> [${n}/${#jobs[@]}] seed ${seed} ${act} h=${h}: done"
     continue
