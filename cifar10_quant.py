@@ -11,7 +11,7 @@ fake-quantised forward is bit-for-bit the integer model's (``fpga.int_resmlp``),
 predictions agree on every image; --dump-params checks that on the whole test set.
 
   # QAT of the LERP-PSA h = 1 student with KD from the teacher, then dump the integer model
-  python cifar10_quant.py --dataset fashion-mnist --quantize --qat --do-kd \\
+  python cifar10_quant.py --dataset fashion-mnist --qat --do-kd \\
       --load output/.../lerp_psa_64/h_mul_1_model.bin --student-nl-act psa --student-hidden-factor 1 \\
       --teacher-load output/.../teacher_model.bin --kd-epochs 50 --kd-lr 1e-4 \\
       --save output/.../lerp_psa_64/quant/h_mul_1_quant.bin --dump-params --dump-dir output/.../lerp_psa_64/quant/h_mul_1
@@ -31,8 +31,7 @@ import sys
 
 from errors import UserError, require_files
 from quant import BITS
-from training.cli import (OneLineParser, add_data_arguments, add_field_arguments, explicit_flags,
-                          run_guarded)
+from training.cli import OneLineParser, add_data_arguments, add_groups, explicit_flags, run_guarded
 from training.qat import QATConfig, QATOptions, run_qat
 
 PROG = "cifar10_quant.py"
@@ -44,12 +43,13 @@ GROUPS = (
      "explicitly are checked against it)",
      ("load", "quant_load", "student_nl_act", "student_hidden_factor", "teacher_load",
       "teacher_nl_act", "teacher_hidden_factor", "grid_size", "grid_range")),
-    ("quantisation", ("quantize", "qat") + tuple(f"{b}_bits" for b in BITS)
+    ("quantisation", ("qat",) + tuple(f"{b}_bits" for b in BITS)
      + ("calib_batches", "eval_before", "dump_params", "dump_dir", "dump_samples")),
     ("training", ("do_kd", "kd_lr", "kd_wd", "kd_epochs", "kd_t", "kd_alpha", "min_lr",
                   "step_lr_mult")),
-    ("run", ("save", "seed", "no_cuda", "threads", "disable_tqdm", "json_log", "checkpoint_dir",
-             "resume")),
+    ("run", ("save", "seed", "threads", "disable_tqdm", "json_log", "checkpoint_dir", "resume")),
+    ("accepted for compatibility with the authors' command lines, and ignored",
+     ("quantize", "no_cuda")),
 )
 
 
@@ -60,9 +60,8 @@ class QuantCLIError(UserError):
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(p, workers=False)
-    for title, names in GROUPS:
-        add_field_arguments(p.add_argument_group(title), (QATConfig, QATOptions), names)
+    add_data_arguments(p, (QATConfig, QATOptions), workers=False)
+    add_groups(p, (QATConfig, QATOptions), GROUPS)
     return p
 
 
@@ -78,7 +77,7 @@ def check_args(args) -> None:
         raise QuantCLIError(f"--student-nl-act {args.student_nl_act} has no integer model; use "
                             "base (ReLU) or psa")
     if not (args.load or args.quant_load):
-        raise QuantCLIError("nothing to quantise: pass --load FLOAT_STUDENT (with --quantize/--qat) "
+        raise QuantCLIError("nothing to quantise: pass --load FLOAT_STUDENT (with --qat to train it) "
                             "or --quant-load QAT_STATE")
     if args.load and args.quant_load:
         raise QuantCLIError("pass either --load (a float student) or --quant-load (a QAT state), not both")

@@ -20,7 +20,7 @@ qat_student() {
   out="${folder}/quant"
   mkdir -p "$out"
   echo "QAT ${act} h=${h}: ${QAT_EPOCHS} epoch(s), log in ${out}/${stem}_log.txt"
-  "$PY" cifar10_quant.py $(data_args) --quantize --qat --do-kd \
+  "$PY" cifar10_quant.py $(data_args) --qat --do-kd \
     --load "$student" --student-nl-act "$act" --student-hidden-factor "$h" \
     --teacher-load "$TEACHER_MODEL" --teacher-nl-act base --teacher-hidden-factor 4 \
     --kd-epochs "$QAT_EPOCHS" --kd-lr "$QAT_LR" --limit-train-batches "$QAT_LIMIT_BATCHES" \

@@ -123,3 +123,45 @@ def test_nan_in_training_names_epoch_and_batch(monkeypatch, capsys, tmp_path, ac
     assert len(lines) == 1, err
     assert f"non-finite values in training at training epoch 1, batch 0: {layer} received " in err, err
     assert not out.exists(), "nothing may be written after a failed run"
+
+
+def test_every_flag_is_a_field_and_its_default_is_the_fields():
+    """One source for every setting: each flag of cifar10_main.py (and cifar10_quant.py) is a
+    field of the run's dataclasses, the parsed default is the field's default, and the help
+    shows that default (no number written twice)."""
+    import dataclasses
+
+    import cifar10_main
+    import cifar10_quant
+    from training import QATConfig, QATOptions, RunConfig, RunOptions
+    from training.config import BaseConfig
+
+    for module, classes in ((cifar10_main, (RunConfig, RunOptions)),
+                            (cifar10_quant, (QATConfig, QATOptions))):
+        parser = module.build_parser()
+        fields = {}
+        for cls in reversed(classes):
+            fields.update({f.name: f for f in dataclasses.fields(cls)})
+        args = vars(parser.parse_args([]))
+        assert set(args) <= set(fields), sorted(set(args) - set(fields))
+        for name, value in args.items():
+            assert value == fields[name].default, (module.PROG, name, value)
+        helps = {a.dest: a.help for a in parser._actions if a.dest in args}
+        for name, text in helps.items():
+            default = fields[name].default
+            if isinstance(default, (int, float)) and not isinstance(default, bool) and "(" in text:
+                assert "%(default)s" in text, (module.PROG, name, text)
+    # the QAT config carries no float-only setting
+    float_only = ({f.name for f in dataclasses.fields(RunConfig)}
+                  - {f.name for f in dataclasses.fields(BaseConfig)})
+    assert float_only and not float_only & {f.name for f in dataclasses.fields(QATConfig)}
+
+
+def test_authors_compatibility_flags_of_quant_are_accepted_and_listed():
+    import cifar10_quant
+    parser = cifar10_quant.build_parser()
+    groups = {g.title: [a.dest for a in g._group_actions] for g in parser._action_groups}
+    compat = [t for t in groups if t.startswith("accepted for compatibility")]
+    assert len(compat) == 1 and sorted(groups[compat[0]]) == ["no_cuda", "quantize"]
+    args = parser.parse_args(["--load", "x.bin", "--quantize", "--no-cuda"])
+    assert args.quantize and args.no_cuda

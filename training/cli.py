@@ -36,27 +36,43 @@ def act_metavar() -> str:
     return metavar()
 
 
-def add_data_arguments(p: argparse.ArgumentParser, *, workers: bool = True):
+def kt_modes() -> tuple:
+    """The ``--kt-mode`` names (``training.ablations.KT_LOOPS``)."""
+    from .ablations import KT_LOOPS
+    return tuple(KT_LOOPS)
+
+
+def impl_type(value: str) -> str:
+    """A kernel implementation name (``kernels.available_impls``)."""
+    import kernels
+    names = list(kernels.available_impls())
+    if value not in names:
+        raise argparse.ArgumentTypeError(f"unknown kernel implementation {value!r}; use one of "
+                                         f"{', '.join(names)}")
+    return value
+
+
+def positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return v
+
+
+# The data group's flags, fields of training.config's BaseConfig and BaseOptions.
+DATA_FLAGS = ("dataset", "dataset_dir", "download_dataset", "batch_size", "test_batch_size",
+              "workers", "synthetic_size", "limit_train_batches")
+
+
+def add_data_arguments(p: argparse.ArgumentParser, classes, *, workers: bool = True):
     """The ``data`` group: data set, its folder and download, batch sizes, loader workers
-    (``workers``), the synthetic set's size and the per-epoch batch limit."""
+    (``workers``), the synthetic set's size and the per-epoch batch limit; defaults and help
+    are those of the fields of ``classes`` (:func:`add_field_arguments`)."""
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=DATASETS, default="cifar10",
-                   help="data set (default cifar10; svhn uses the smaller ResMLP: embed 64, 2 blocks)")
-    d.add_argument("--dataset-dir", default="~/icml_data",
-                   help="folder of the data set (default ~/icml_data; fashion-mnist falls back "
-                        "to /usr/share/datasets/fashion-mnist)")
-    d.add_argument("--download-dataset", action="store_true",
-                   help="download CIFAR-10 or SVHN into --dataset-dir if missing")
-    d.add_argument("--batch-size", type=int, default=128,
-                   help="training batch size (128); under torchrun: per process")
-    d.add_argument("--test-batch-size", type=int, default=128, help="test batch size (128)")
-    if workers:
-        d.add_argument("--workers", type=int, default=2,
-                       help="data loader workers for CIFAR-10/SVHN (2)")
-    d.add_argument("--synthetic-size", type=int, default=4000,
-                   help="training images of --dataset synthetic (4000; test gets a quarter)")
-    d.add_argument("--limit-train-batches", type=int, default=0,
-                   help="stop each epoch after this many batches (0: all); for smoke tests")
+    add_field_arguments(d, classes, (n for n in DATA_FLAGS if workers or n != "workers"))
     return d
 
 
@@ -87,9 +103,10 @@ def run_guarded(prog: str, call: Callable[[], object]) -> int:
 
 
 def flag(help: str, **kwargs) -> dict:
-    """Metadata that makes a dataclass field a command-line flag ``--field-name``: its help,
-    and any other ``add_argument`` keyword (``type``, ``metavar``; a callable ``metavar`` is
-    called when the parser is built). The default is the field's."""
+    """Metadata that makes a dataclass field a command-line flag ``--field-name``: its help
+    (``%(default)s`` in it shows the field's default), and any other ``add_argument`` keyword
+    (``type``, ``choices``, ``metavar``; a callable ``choices`` or ``metavar`` is called when
+    the parser is built). The default is the field's."""
     return {"flag": dict(help=help, **kwargs)}
 
 
@@ -103,11 +120,18 @@ def add_field_arguments(group, classes, names: Iterable[str]) -> None:
     for name in names:
         f = fields[name]
         kw = dict(f.metadata["flag"])
-        if callable(kw.get("metavar")):
-            kw["metavar"] = kw["metavar"]()
+        for key in ("metavar", "choices"):
+            if callable(kw.get(key)):
+                kw[key] = kw[key]()
         if f.default is False and "type" not in kw:
             kw["action"] = "store_true"
         else:
             kw.setdefault("type", str if f.default is None else type(f.default))
             kw["default"] = f.default
         group.add_argument("--" + name.replace("_", "-"), **kw)
+
+
+def add_groups(p: argparse.ArgumentParser, classes, groups) -> None:
+    """One argument group per ``(title, field names)`` of ``groups``."""
+    for title, names in groups:
+        add_field_arguments(p.add_argument_group(title), classes, names)

@@ -19,59 +19,54 @@ import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, ClassVar, Dict, Optional
 
 import torch
 
-from .cli import act_metavar, act_type, flag
-from .config import RunConfig, RunOptions
+from .cli import act_metavar, act_type, flag, positive_float
+from .config import BaseConfig, BaseOptions
 from .evaluate import evaluate, progress
 from .loops import Loop, knowledge_distillation, train_plain
 from .optim import Optimisers
 from .run import CLIError, begin, interrupted, load_model, load_teacher, launch, settle
-from .session import STATE, Interrupted, Phase, Session
+from .session import Interrupted, Phase, Session
 from .setup import batch_size_of, images_of
 
-OLD_STATE = "qat_state.pt"   # what cifar10_quant.py wrote before it trained through this stack
-BITS_HELP = "{} bits, 2..8 (8; the integer model and the RTL need --output-bits 8)"
+BITS_HELP = "{} bits, 2..8 (%(default)s; the integer model and the RTL need --output-bits 8)"
 
 
 @dataclass
-class QATConfig(RunConfig):
+class QATConfig(BaseConfig):
     """Everything that changes the result of a QAT run (checked by ``--resume``), and the
-    flags of ``cifar10_quant.py`` that set it (defaults and help are these fields'). Plain
-    QAT (no ``--do-kd``) trains with the KD schedule (``kd_epochs``, ``kd_lr``, ``kd_wd``),
-    as float plain training does."""
+    flags of ``cifar10_quant.py`` that set it (defaults and help are these fields'; the
+    fields redefined here have QAT's own default or help). Plain QAT (no ``--do-kd``) trains
+    with the KD schedule (``kd_epochs``, ``kd_lr``, ``kd_wd``), as float plain training does.
+    QAT trains in float32, deterministically (the fake-quantised arithmetic is exact there)."""
+    amp: ClassVar[Optional[str]] = None
+    nondeter: ClassVar[bool] = False
     student_nl_act: str = field(default="psa", metadata=flag(
         "activation of the student (psa or base; bspline has no integer model)",
         type=act_type, metavar=act_metavar))
     student_hidden_factor: float = field(default=1.0, metadata=flag(
-        "student hidden size / embed (1; checked against --load)"))
-    teacher_nl_act: str = field(default="base", metadata=flag(
-        "teacher activation (base)", type=act_type, metavar=act_metavar))
-    teacher_hidden_factor: float = field(default=4.0, metadata=flag(
-        "teacher hidden size / embed (4)"))
+        "student hidden size / embed (%(default)s; checked against --load)",
+        type=positive_float))
     do_kd: bool = field(default=False, metadata=flag(
         "distil from --teacher-load (else cross-entropy)"))
-    kd_epochs: int = field(default=50, metadata=flag("QAT epochs (50)"))
-    kd_lr: float = field(default=1e-4, metadata=flag("AdamW lr (1e-4)"))
-    kd_wd: float = field(default=0.0, metadata=flag("AdamW weight decay (0)"))
-    kd_t: float = field(default=1.0, metadata=flag("distillation temperature (1)"))
-    kd_alpha: float = field(default=0.8, metadata=flag("weight of the teacher term (0.8)"))
-    min_lr: float = field(default=1e-5, metadata=flag("cosine annealing floor (1e-5)"))
-    seed: int = field(default=2023, metadata=flag("random seed (2023)"))
+    kd_epochs: int = field(default=50, metadata=flag("QAT epochs (%(default)s)"))
+    kd_lr: float = field(default=1e-4, metadata=flag("AdamW lr (%(default)s)"))
+    kd_wd: float = field(default=0.0, metadata=flag("AdamW weight decay (%(default)s)"))
     grid_size: int = field(default=64, metadata=flag(
-        "LERP-PSA grid points of a --load state_dict that does not store them (a native one; 64)"))
+        "LERP-PSA grid points of a --load state_dict that does not store them (a native one; %(default)s)"))
     grid_range: float = field(default=4.0, metadata=flag(
-        "LERP-PSA grid range of a --load state_dict that does not store it (a native one; 4)"))
+        "LERP-PSA grid range of a --load state_dict that does not store it (a native one; %(default)s)"))
     input_bits: int = field(default=8, metadata=flag(BITS_HELP.format("input")))
     weight_bits: int = field(default=8, metadata=flag(BITS_HELP.format("weight")))
     bias_bits: int = field(default=8, metadata=flag(BITS_HELP.format("bias")))
     output_bits: int = field(default=8, metadata=flag(BITS_HELP.format("output")))
     calib_batches: int = field(default=8, metadata=flag(
-        "training batches for the initial activation steps (8)"))
+        "training batches for the initial activation steps (%(default)s)"))
     step_lr_mult: float = field(default=10.0, metadata=flag(
-        "learning-rate multiplier of the (log) quantiser steps (10)"))
+        "learning-rate multiplier of the (log) quantiser steps (%(default)s)"))
 
     @property
     def bits(self) -> Dict[str, int]:
@@ -80,17 +75,17 @@ class QATConfig(RunConfig):
 
     def for_resume_check(self) -> Dict[str, Any]:
         d = super().for_resume_check()
-        # float-training settings QAT does not use (the files define the models)
-        for k in ("grid_size", "psa_expansion", "grid_range", "spline_size", "spline_range",
-                  "bspline_lambda", "bspline_lr", "nondeter"):
-            d.pop(k, None)
+        # the files define the models: their grid, expansion and spline are not settings here
+        for k in ("grid_size", "psa_expansion", "grid_range", "spline_size", "spline_range"):
+            d.pop(k)
         return d
 
 
 @dataclass
-class QATOptions(RunOptions):
+class QATOptions(BaseOptions):
     """Files, device and logging of a QAT run, and what to do besides training (with their
     ``cifar10_quant.py`` flags)."""
+    compile: ClassVar[bool] = False   # QAT runs eager
     load: Optional[str] = field(default=None, metadata=flag(
         "trained float student to quantise (authors' or native layout; a ResMLP)"))
     quant_load: Optional[str] = field(default=None, metadata=flag(
@@ -98,7 +93,7 @@ class QATOptions(RunOptions):
     teacher_load: Optional[str] = field(default=None, metadata=flag(
         "float teacher for --do-kd (a ResMLP or a ResNet-20)"))
     quantize: bool = field(default=False, metadata=flag(
-        "quantise --load (fold, insert fake quantisers, calibrate); implied by --qat with --load"))
+        "accepted and ignored (the authors' flag): --load is always quantised"))
     qat: bool = field(default=False, metadata=flag("quantisation-aware training (--kd-epochs)"))
     eval_before: bool = field(default=False, metadata=flag(
         "with --qat: also evaluate the float student and the calibrated model before training "
@@ -107,18 +102,14 @@ class QATOptions(RunOptions):
         "write the integer model (quant_params.npz, quant_samples.npz, hex files)"))
     dump_dir: Optional[str] = field(default=None, metadata=flag("folder for --dump-params"))
     dump_samples: int = field(default=256, metadata=flag(
-        "test images stored in quant_samples.npz (256, at least 256)"))
+        "test images stored in quant_samples.npz (%(default)s, at least 256)"))
     save: Optional[str] = field(default=None, metadata=flag("save the QAT state here (atomic)"))
     no_cuda: bool = field(default=False, metadata=flag(
-        "accepted for compatibility: QAT always runs on the CPU"))
-    threads: int = field(default=0, metadata=flag("CPU threads for torch (0: torch's default)"))
-    disable_tqdm: bool = field(default=False, metadata=flag("no progress bars"))
-    json_log: Optional[str] = field(default=None, metadata=flag(
-        "also append the JSON lines to this file"))
+        "accepted and ignored (the authors' flag): QAT always runs on the CPU"))
+    threads: int = field(default=0, metadata=flag(
+        "CPU threads for torch (%(default)s: torch's default)"))
     checkpoint_dir: Optional[str] = field(default=None, metadata=flag(
         "write a resumable QAT state here after every epoch"))
-    resume: bool = field(default=False, metadata=flag(
-        "continue the run saved in --checkpoint-dir exactly where it stopped"))
     workers: int = 0      # the QAT loaders run in the main process, as they always have
 
 
@@ -131,7 +122,7 @@ def run_qat(cfg: QATConfig, opts: QATOptions) -> Dict[str, Any]:
     save and dump it; returns the final record (also the last JSON line)."""
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    if torch.cuda.is_available() and not opts.no_cuda and os.environ.get("RANK", "0") == "0":
+    if torch.cuda.is_available() and os.environ.get("RANK", "0") == "0":
         print("note: QAT runs on the CPU (the exact integer forward is checked there)", flush=True)
     return launch(_run_qat, cfg, opts, use_cuda=False)
 
@@ -186,10 +177,6 @@ def _quant_model(cfg: QATConfig, opts: QATOptions, info, train, test, log, show,
 def _run_qat(cfg: QATConfig, opts: QATOptions, dist, device) -> Dict[str, Any]:
     import quant
     log, train, test, info, show = begin(cfg, opts, dist, device, cfg.student_nl_act)
-    if opts.resume and not os.path.exists(os.path.join(opts.checkpoint_dir, STATE)) and \
-            os.path.exists(os.path.join(opts.checkpoint_dir, OLD_STATE)):
-        raise CLIError(f"{os.path.join(opts.checkpoint_dir, OLD_STATE)} was written by an earlier "
-                       "cifar10_quant.py and cannot be resumed; rerun without --resume")
     result: Dict[str, Any] = dict(event="done")
     qmodel, cfg = _quant_model(cfg, opts, info, train, test, log, show, dist, device, result,
                                resuming=opts.resume)
