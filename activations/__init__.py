@@ -9,14 +9,4 @@ Drop-in use::
 from .bspline import BSpline
 from .psa import PSA, LerpPSA, ResidualLerpPSA, psa_function
 
-__all__ = ["BSpline", "PSA", "LerpPSA", "ResidualLerpPSA", "psa_function",
-           "bspline_tv2"]
-
-
-def bspline_tv2(model):
-    """Sum of the TV(2) terms of every ``BSpline`` in ``model`` (0 if none)."""
-    total = None
-    for m in model.modules():
-        if isinstance(m, BSpline):
-            total = m.tv2() if total is None else total + m.tv2()
-    return total
+__all__ = ["BSpline", "PSA", "LerpPSA", "ResidualLerpPSA", "psa_function"]

@@ -19,10 +19,8 @@ import kernels
 
 class BSpline(nn.Module):
     def __init__(self, num_features: int, size: int = 65, range_: float = 4.0,
-                 impl: str = "auto", **deprecated):
+                 impl: str = "auto"):
         super().__init__()
-        if deprecated:
-            kernels.deprecated_save_memory(deprecated, "BSpline")
         if size < 3 or size % 2 == 0:
             raise ValueError(f"BSpline size must be odd and >= 3, got {size}")
         if range_ <= 0:

@@ -77,10 +77,7 @@ class LerpPSA(_PSAParams):
     """
 
     def __init__(self, num_features: int, expansion: int = 8, grid_size: int = 64,
-                 grid_range: float = 4.0, epsilon: float = 1.0, impl: str = "auto",
-                 **deprecated):
-        if deprecated:
-            kernels.deprecated_save_memory(deprecated, "LerpPSA")
+                 grid_range: float = 4.0, epsilon: float = 1.0, impl: str = "auto"):
         if grid_size < 2:
             raise ValueError("grid_size must be at least 2")
         if grid_range <= 0:
@@ -123,16 +120,12 @@ class LerpPSA(_PSAParams):
                                   self.o_bias, self.epsilon, t, impl=self.impl)
         return table + t if residual else table
 
-    def table(self, residual: bool = False):
-        """The table of the current parameters (``compute_table``)."""
-        return self.compute_table(residual)
-
     def _apply(self, fn, *args, **kwargs):
         self._grid_cache = None
         return super()._apply(fn, *args, **kwargs)
 
     def forward(self, x):
-        return kernels.lerp(x, self.table(), self.grid_range, impl=self.impl)
+        return kernels.lerp(x, self.compute_table(), self.grid_range, impl=self.impl)
 
     def extra_repr(self):
         return (f"{self.num_features}, expansion={self.expansion}, grid_size={self.grid_size}, "
@@ -157,5 +150,5 @@ class ResidualLerpPSA(nn.Module):
 
     def forward(self, x):
         # x + LerpPSA(x) as one lookup in the table T + t (see LerpPSA.compute_table).
-        return kernels.lerp(x, self.psa.table(residual=True), self.psa.grid_range,
+        return kernels.lerp(x, self.psa.compute_table(residual=True), self.psa.grid_range,
                             impl=self.psa.impl)

@@ -333,7 +333,7 @@ def lerp_table_of(mod: nn.Module, bspline_as_lerp: bool):
     if isinstance(mod, (ResidualLerpPSA, LerpPSA)):
         psa = mod.psa if isinstance(mod, ResidualLerpPSA) else mod
         with torch.no_grad():  # the eval-mode table the PyTorch forward reads
-            table = psa.table(residual=isinstance(mod, ResidualLerpPSA))
+            table = psa.compute_table(residual=isinstance(mod, ResidualLerpPSA))
         return _f64(table), float(psa.grid_range)
     if isinstance(mod, BSpline) and bspline_as_lerp:
         return _f64(mod.coefficients), float(mod.range_)

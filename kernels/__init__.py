@@ -20,10 +20,8 @@ fp32 otherwise; Triton computes in fp32 for every input dtype (fp64 included).
 Every backend returns the input dtype, accumulates parameter gradients in fp32
 or better, returns them in the parameter dtype, and gives bit-identical
 parameter gradients run to run (no atomics). Backward passes recompute what
-they need from ``x`` and the parameters, so only those are kept. The old
-``save_memory=`` keyword (of ``lerp``, ``bspline``, the activation modules and
-the model builders) is no longer part of any signature: a caller still passing
-it gets one ``DeprecationWarning`` per process and the same result.
+they need from ``x`` and the parameters, so only those are kept (there is no
+memory-saving switch: nothing else is saved).
 
 Layout: ``_common.py`` (dtype rule, checks, errors), ``registry.py`` (the
 backends as data, ``resolve``), ``ops.py`` (custom operators and autograd),
@@ -31,8 +29,6 @@ backends as data, ``resolve``), ``ops.py`` (custom operators and autograd),
 ``csrc/lookup_cpu.c`` (the C kernels).
 """
 from __future__ import annotations
-
-import warnings
 
 import torch
 
@@ -42,25 +38,7 @@ from .ops import LookupFunction, PSATableFunction, bspline_op, lerp_op, psa_tabl
 from .registry import BACKENDS, IMPLS, available_impls, resolve
 
 __all__ = ["lerp", "bspline", "psa_table", "psa_function", "tv2", "knot_spacing",
-           "available_impls", "resolve_impl", "BACKENDS", "IMPLS", "KernelArgumentError",
-           "deprecated_save_memory"]
-
-_WARNED = set()
-
-
-def deprecated_save_memory(kwargs: dict, where: str, strict: bool = True) -> None:
-    """Remove ``save_memory`` from ``kwargs`` (the ``**kwargs`` of ``where``), with a
-    ``DeprecationWarning`` the first time in this process. With ``strict`` any other key is a
-    ``TypeError``, as for a function without ``**kwargs``. Every backend keeps only ``x`` for
-    the backward, so the flag never changed anything."""
-    if "save_memory" in kwargs:
-        kwargs.pop("save_memory")
-        if "save_memory" not in _WARNED:
-            _WARNED.add("save_memory")
-            warnings.warn(f"{where}: save_memory is deprecated and ignored (every kernel keeps only "
-                          "x for the backward); drop the argument", DeprecationWarning, stacklevel=3)
-    if kwargs and strict:
-        raise TypeError(f"{where}() got an unexpected keyword argument {next(iter(kwargs))!r}")
+           "available_impls", "resolve_impl", "BACKENDS", "IMPLS", "KernelArgumentError"]
 
 
 @torch.compiler.assume_constant_result
@@ -75,11 +53,9 @@ def resolve_impl(op: str, impl: str, x: torch.Tensor) -> str:
 
 
 def lerp(x: torch.Tensor, table: torch.Tensor, grid_range: float, *,
-         impl: str = "auto", **deprecated) -> torch.Tensor:
+         impl: str = "auto") -> torch.Tensor:
     """Per-feature linear interpolation in ``table`` (F, G) on [-R, R]; inputs
     outside the grid follow the edge segments."""
-    if deprecated:
-        deprecated_save_memory(deprecated, "kernels.lerp")
     check_lerp(x, table, grid_range)
     # Contiguous before the op, so that the saved x needs no second copy in the backward.
     if torch.compiler.is_compiling():
@@ -89,11 +65,9 @@ def lerp(x: torch.Tensor, table: torch.Tensor, grid_range: float, *,
 
 
 def bspline(x: torch.Tensor, coefficients: torch.Tensor, range_: float, *,
-            impl: str = "auto", **deprecated) -> torch.Tensor:
+            impl: str = "auto") -> torch.Tensor:
     """Per-feature linear B-spline with coefficients (F, K), K odd, on knots
     k * 2R / (K - 1); the edge segments extrapolate."""
-    if deprecated:
-        deprecated_save_memory(deprecated, "kernels.bspline")
     check_bspline(x, coefficients, range_)
     if torch.compiler.is_compiling():
         return bspline_op(x.contiguous(), coefficients, float(range_),

@@ -5,13 +5,12 @@ from .checkpoint import (CheckpointError, atomic_torch_save, build_from_checkpoi
                          check_compatible, checkpoint_filter_fn, describe_checkpoint,
                          describe_model, export_authors_state_dict, load_checkpoint,
                          read_state_dict, save_checkpoint)
-from .registry import (ACT_ALIASES, ACTIVATIONS, MLP_FACTORIES, Activation, ModelConfigError,
-                       UnknownActivationError, activation, activation_of, canonical_act)
+from .registry import (ACTIVATIONS, Activation, ModelConfigError, UnknownActivationError,
+                       activation, activation_of, canonical_act)
 from .resmlp import ResMLP, build_resmlp, hidden_size
 from .resnet import ResNet20, build_resnet20
 
-__all__ = ["ResMLP", "build_resmlp", "canonical_act", "hidden_size", "ACT_ALIASES",
-           "MLP_FACTORIES", "ACTIVATIONS", "Activation", "activation", "activation_of",
+__all__ = ["ResMLP", "build_resmlp", "canonical_act", "hidden_size", "ACTIVATIONS", "Activation", "activation", "activation_of",
            "UnknownActivationError", "ModelConfigError", "ResNet20",
            "build_resnet20", "CheckpointError", "load_checkpoint", "save_checkpoint",
            "export_authors_state_dict", "describe_checkpoint", "describe_model",

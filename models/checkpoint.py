@@ -359,10 +359,8 @@ def build_from_checkpoint(path_or_state_dict, *, act: Optional[str] = None,
     default. ``impl`` goes to the activations; ``role`` ('student'/'teacher') chooses the
     flag names in messages.
     """
-    from kernels import deprecated_save_memory
     from .resmlp import build_resmlp
     from .resnet import build_resnet20
-    deprecated_save_memory(settings, "build_from_checkpoint", strict=False)
     known = {n for a in registry.ACTIVATIONS.values() for n in a.setting_names}
     unknown = sorted(set(settings) - known)
     if unknown:

@@ -134,10 +134,8 @@ class Activation:
         return tuple(s.name for s in self.settings)
 
     def check_settings(self, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        """``kwargs`` without the deprecated ``save_memory``; an unknown key is refused."""
-        from kernels import deprecated_save_memory
+        """``kwargs`` checked: a key that is not one of this activation's settings is refused."""
         kwargs = dict(kwargs)
-        deprecated_save_memory(kwargs, "build_resmlp", strict=False)
         unknown = sorted(set(kwargs) - set(self.setting_names) - {"impl"})
         if unknown:
             takes = ", ".join(self.setting_names + ("impl",))
@@ -174,8 +172,8 @@ def register(spec: Activation) -> Activation:
 
 
 class _View(Mapping):
-    """A read-only live view of one of the tables (``ACTIVATIONS``, ``ACT_ALIASES``,
-    ``MLP_FACTORIES``): it follows later :func:`register` calls."""
+    """A read-only live view of the table of activations: it follows later :func:`register`
+    calls."""
 
     def __init__(self, table: Dict[str, Any], value: Callable[[Any], Any] = lambda v: v):
         self._table, self._value = table, value
@@ -191,8 +189,6 @@ class _View(Mapping):
 
 
 ACTIVATIONS: Mapping = _View(_REGISTRY)                          # name -> Activation
-ACT_ALIASES: Mapping = _View(_ALIASES)                           # name or alias -> name
-MLP_FACTORIES: Mapping = _View(_REGISTRY, lambda spec: spec.mlp)  # name -> block MLP builder
 
 
 def metavar() -> str:

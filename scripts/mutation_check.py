@@ -256,8 +256,8 @@ MUTATIONS = [
       ("tests/test_onnx_export.py",), "ONNX LERP index clamped to G - 1: the right gather "
       "reads the next feature's row", k="lerp_nodes"),
     M("onnx-table-no-residual", "deploy/onnx_export.py", "lerp_table_of",
-      "table = psa.table(residual=isinstance(mod, ResidualLerpPSA))",
-      "table = psa.table()",
+      "table = psa.compute_table(residual=isinstance(mod, ResidualLerpPSA))",
+      "table = psa.compute_table()",
       ("tests/test_onnx_export.py",), "ONNX: the residual x not folded into the LERP-PSA "
       "table", k="small_models"),
     # ---------------------------------------------------------------- 8-bit LERP and RTL

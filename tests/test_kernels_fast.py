@@ -235,16 +235,6 @@ def test_partial_grads(impl, op):
     torch.testing.assert_close(gx, ref[1], atol=1e-5, rtol=1e-5)
 
 
-def test_save_memory_is_accepted_and_changes_nothing():
-    x = (torch.rand(17, 9) - 0.5) * 10
-    table = torch.randn(9, 64)
-    g = torch.randn(17, 9)
-    for impl in ["reference"] + (["cpu"] if cpu_backend.available() else []):
-        a = [kernels.lerp(x, table, 4.0, impl=impl, save_memory=sm) for sm in (False, True)]
-        assert torch.equal(a[0], a[1])
-    assert run("lerp", "reference", x, table, 4.0, g)[2].shape == table.shape
-
-
 def test_auto_picks_fast_cpu_path():
     x = torch.randn(2, 3)
     expected = "cpu" if cpu_backend.available() else "reference"

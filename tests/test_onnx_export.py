@@ -139,7 +139,7 @@ def test_lerp_nodes_equal_reference_backend_bitwise(F, G, R, residual):
     x = probe_inputs(R, G, F)
     y = run(E.export_activation(mod, kernel_lerp=True), {"x": x.numpy()})
     with torch.no_grad():
-        table = psa.table(residual=residual)
+        table = psa.compute_table(residual=residual)
         ref = kernels.lerp(x, table, R, impl="reference").numpy()
         module = mod(x).numpy()  # the default (C) backend: equal up to rounding
     assert (~bits_equal(y, ref)).sum() == 0
@@ -164,7 +164,7 @@ def test_lean_lerp_nodes_equal_reference_backend(F, G, R, residual):
     assert E.summary(proto)["nodes"] == 9 + 1  # + the Identity naming the output
     y = run(proto, {"x": x.numpy()})
     with torch.no_grad():
-        table = psa.table(residual=residual)
+        table = psa.compute_table(residual=residual)
         ref = kernels.lerp(x, table, R, impl="reference").numpy()
     assert np.array_equal(np.isnan(y), np.isnan(ref)) and np.isnan(y[np.isnan(x.numpy())]).all()
     fin = np.isfinite(ref)
@@ -208,7 +208,7 @@ def test_a_division_by_the_step_is_caught():
     init.CopyFrom(onnx.numpy_helper.from_array(np.array(2 * R / (G - 1), np.float32), init.name))
     x = probe_inputs(R, G, F)
     with torch.no_grad():
-        ref = kernels.lerp(x, mod.table(), R, impl="reference").numpy()
+        ref = kernels.lerp(x, mod.compute_table(), R, impl="reference").numpy()
     y = run(proto, {"x": x.numpy()})
     assert (~bits_equal(y, ref)).sum() > 0
     np.testing.assert_allclose(y[np.isfinite(ref)], ref[np.isfinite(ref)], rtol=1e-4, atol=1e-4)

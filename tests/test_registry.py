@@ -1,10 +1,9 @@
 """The activation table (models.registry): a new activation is one entry plus its module, and
 every place that used to name activations reads the entry; the MLP builders refuse unknown
-settings; the regulariser applies to any model holding such sublayers; ``save_memory`` is
-deprecated everywhere it was accepted."""
+settings; the regulariser applies to any model holding such sublayers; no entry point takes a
+keyword it does not use (the removed ``save_memory`` included)."""
 import os
 import sys
-import warnings
 
 import pytest
 import torch
@@ -103,7 +102,7 @@ def test_the_mlp_builders_refuse_unknown_settings():
     with pytest.raises(models.ModelConfigError, match="activation psa takes no setting 'spline_size'"):
         models.build_resmlp("psa", 1.0, spline_size=33)
     with pytest.raises(models.ModelConfigError, match="activation bspline takes no setting 'expansion'"):
-        models.MLP_FACTORIES["bspline"](8, 4, expansion=4)
+        models.activation("bspline").mlp(8, 4, expansion=4)
     # each takes its own settings and impl
     models.build_resmlp("base", 0.25, impl="reference")
     m = models.build_resmlp("psa", 0.25, expansion=4, grid_size=16, grid_range=2.0, impl="reference")
@@ -138,28 +137,19 @@ def test_the_regulariser_applies_to_any_model_with_such_sublayers():
     assert model[0].tv2().item() > 0.1      # the term is not negligible
 
 
-def test_save_memory_is_deprecated_with_one_warning(monkeypatch, tmp_path):
-    """Every place that accepted ``save_memory`` still does (one DeprecationWarning per process,
-    the same results); any other unknown keyword is an error."""
-    monkeypatch.setattr(kernels, "_WARNED", set())
-    torch.manual_seed(0)
+def test_unknown_keywords_are_refused_save_memory_included(tmp_path):
+    """No entry point takes a keyword it does not use: the old ``save_memory`` (removed; every
+    kernel keeps only ``x`` for the backward) is refused like any other unknown keyword."""
     x = torch.randn(5, 4)
     table = torch.randn(4, 9)
-    with pytest.warns(DeprecationWarning, match="save_memory is deprecated and ignored"):
-        y = kernels.lerp(x, table, 2.0, save_memory=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")      # a second warning would raise here
-        assert torch.equal(y, kernels.lerp(x, table, 2.0))
-        assert torch.equal(kernels.bspline(x, table, 2.0, save_memory=False),
-                           kernels.bspline(x, table, 2.0))
-        a = LerpPSA(4, save_memory=True)
-        BSpline(4, save_memory=True)
-        m = models.build_resmlp("psa", 0.25, embed_dim=8, depth=1, save_memory=True)
-        models.save_checkpoint(m, tmp_path / "m.bin")
-        models.build_from_checkpoint(tmp_path / "m.bin", save_memory=True)
-    assert "save_memory" not in a.extra_repr()
-    for call in (lambda: kernels.lerp(x, table, 2.0, bogus=1), lambda: LerpPSA(4, bogus=1),
-                 lambda: BSpline(4, bogus=1),
-                 lambda: models.build_from_checkpoint(tmp_path / "m.bin", bogus=1)):
-        with pytest.raises(TypeError, match="unexpected keyword argument 'bogus'"):
-            call()
+    m = models.build_resmlp("psa", 0.25, embed_dim=8, depth=1)
+    models.save_checkpoint(m, tmp_path / "m.bin")
+    for kw in ("save_memory", "bogus"):
+        for call in (lambda: kernels.lerp(x, table, 2.0, **{kw: True}),
+                     lambda: kernels.bspline(x, table, 2.0, **{kw: True}),
+                     lambda: LerpPSA(4, **{kw: True}), lambda: BSpline(4, **{kw: True}),
+                     lambda: models.build_from_checkpoint(tmp_path / "m.bin", **{kw: True})):
+            with pytest.raises(TypeError, match=f"unexpected keyword argument '{kw}'"):
+                call()
+        with pytest.raises(models.ModelConfigError, match=f"activation psa takes no setting '{kw}'"):
+            models.build_resmlp("psa", 0.25, embed_dim=8, depth=1, **{kw: True})

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 import kernels
-from activations import BSpline, bspline_tv2
+from activations import BSpline
+from models.registry import regularisation, regularised
 
 
 def tv2_formula(coefficients, range_):
@@ -56,5 +57,7 @@ def test_tv2_sums_over_every_bspline_layer():
             m.coefficients.copy_(torch.randn_like(m.coefficients))
     model = torch.nn.Sequential(layers[0], torch.nn.Linear(4, 6), layers[1])
     want = sum(tv2_formula(m.coefficients, m.range_)[0] for m in layers)
-    assert math.isclose(float(bspline_tv2(model).detach()), want, rel_tol=1e-6)
-    assert bspline_tv2(torch.nn.Linear(2, 2)) is None or float(bspline_tv2(torch.nn.Linear(2, 2))) == 0
+    # the training loss's regulariser (training.loops) sums the term of every B-spline layer
+    assert [mod for _, mod in regularised(model)] == layers
+    assert math.isclose(float(regularisation(regularised(model)).detach()), want, rel_tol=1e-6)
+    assert regularisation(regularised(torch.nn.Linear(2, 2))) is None
