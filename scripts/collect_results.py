@@ -598,6 +598,10 @@ def main(argv=None):
                         "(from both results_seeds.csv; nothing is evaluated); for an ablation of "
                         "the single-seed table only, the two results.csv side by side with the "
                         "seed study's standard deviations")
+    p.add_argument("--side-by-side", default=None, metavar="DIR",
+                   help="print the model root's results.csv beside DIR's (a retrained study beside "
+                        "the shipped one, with the seed sd of DIR's results_seeds.csv); nothing is "
+                        "evaluated")
     p.add_argument("--seeds", action="store_true",
                    help="the seed study: results_seeds.csv, mean +- std, differences")
     p.add_argument("--seed-values", type=int, nargs="+", default=None, metavar="SEED",
@@ -621,6 +625,17 @@ def main(argv=None):
         t0 = time.time()
         if args.long:
             return run_long(args)
+        if args.side_by_side:
+            ref = args.side_by_side
+            paths = [os.path.join(ref, M.results_file), os.path.join(model_root, M.results_file),
+                     os.path.join(ref, M.seeds["results"])]
+            for path in paths:
+                if not os.path.isfile(path):
+                    raise UserError(f"missing {path}; write it with collect_results.py "
+                                    "--model-root (its folder)")
+            print(single_compare_table(read_csv(paths[0]), read_csv(paths[1]),
+                                       read_seeds_csv(paths[2]), "shipped", "retrained"))
+            return 0
         if args.compare:
             abl = M.ablation(args.compare)
             single = os.path.join(model_root, abl.folder, M.results_file)
