@@ -13,7 +13,7 @@
 #                                         included (scripts/run_fashion_mnist_repro.sh), into a
 #                                         fresh folder (default runs/fashion_mnist; the shipped
 #                                         models are never touched), then print its table beside
-#                                         the shipped results.csv; about 1.5 hours on 2 CPU cores,
+#                                         the shipped results.csv; about 2 hours on 2 CPU cores,
 #                                         resumable (run it again to continue)
 #   ./scripts/quickstart.sh --quick-train train ReLU and LERP-PSA (h = 0.25) for one epoch each and
 #                                         print both accuracies (a few minutes); saves no model
