@@ -157,10 +157,19 @@ module token_mixer #(
     wire           flast5 = fside5[0];
     wire [NW-1:0]  r_waddr = fn5 + (fb5 ? TC[NW-1:0] : {NW{1'b0}});
     wire [AAW-1:0] a_waddr = {{(AAW-CW){1'b0}}, fc5} + (fb5 ? C[AAW-1:0] : {AAW{1'b0}});
+    // A: one byte lane per write, through byte-write enables (the block RAM template: a
+    // word-wide port whose enables are one bit per byte)
+    reg [T-1:0] a_be;
+    integer     lane;
+    always @* begin
+        a_be = {T{1'b0}};
+        a_be[ft5] = 1'b1;
+    end
     always @(posedge clk) begin
         if (fv5) begin
             rmem[r_waddr] <= r_val;
-            amem[a_waddr][ft5*8 +: 8] <= a_val;
+            for (lane = 0; lane < T; lane = lane + 1)
+                if (a_be[lane]) amem[a_waddr][lane*8 +: 8] <= a_val;
         end
     end
     wire unused_fill = &{1'b0, fv5_a, unused_aside};
