@@ -201,11 +201,13 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: int = 16, 
         mem_latency: int = 16, out_stall: float = 0.0, hmax: Optional[int] = None,
         random_reset: bool = False, seed: int = 1, build_root: Optional[str] = None, log=None,
         progress: bool = False, burst: int = 16, mem_stall: float = 0.0, mem_jitter: int = 0,
-        slverr_beat: int = -1) -> dict:
+        slverr_beat: int = -1, comb_check: int = 0) -> dict:
     """Run the images ``x`` (N, T, P) through the engine one at a time; return the logits
     (N, K), the clocks of each image, the memory model's burst counts and the wall / CPU time
     of the simulation. ``slverr_beat`` >= 0: the memory answers that beat (counted over the
-    run) with SLVERR; the engine must then report ERR_RESP (a SimError naming it)."""
+    run) with SLVERR; the engine must then report ERR_RESP (a SimError naming it).
+    ``comb_check`` N > 0: on every N-th clock the testbench inverts every input port between
+    the clock edges and fails the run if an output port follows (a combinational path)."""
     check_memory_flags(burst, mem_latency, mem_stall, mem_jitter)
     hmax = hmax or max(192, int(meta["hidden"]))
     exe = build(meta, tw, pb, hmax, build_root, log, burst)
@@ -223,7 +225,7 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: int = 16, 
                f"k={K}", f"pbytes={pb}", f"tw={tw}", f"burst={burst}",
                f"img_words={lay['image_bytes'] // tw}", f"latency={mem_latency}",
                f"jitter={mem_jitter}", f"mem_stall={mem_stall}", f"out_stall={out_stall}",
-               f"slverr_beat={slverr_beat}", f"seed={seed}"]
+               f"slverr_beat={slverr_beat}", f"comb_check={comb_check}", f"seed={seed}"]
         if random_reset:
             cmd += ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
         lines, logits, timing, wall, cpu = run_testbench(cmd, work, n, K, progress)

@@ -310,6 +310,11 @@ MUTATIONS = [
       "wire [NW-1:0] to_page = (PAGE << 1) - {{(NW-PGW){1'b0}}, ptr[PGW-1:0]};",
       ("tests/test_rtl_simd.py",), "fixed-SIMD memory reader: a burst cut at the 8 KB boundary "
       "instead of the 4 KB one (an AXI4 burst across a 4 KB boundary)", k="4k", strict=True),
+    M("axil-arready-combinational", "fpga/rtl/axil_regs.v", "axil_regs",
+      "assign s_axil_arready = !s_axil_rvalid;",
+      "assign s_axil_arready = !s_axil_rvalid || s_axil_rready;",
+      ("tests/test_rtl_simd.py",), "AXI4-Lite: ARREADY follows RREADY combinationally (a "
+      "path from an input port to an output port)", k="combinational", strict=True),
     M("axi-slverr-ignored", "fpga/rtl/axi_rd_master.v", "axi_rd_master",
       "if (m_axi_rresp != 2'b00) err_resp <= 1'b1;",
       "if (m_axi_rresp == 2'b11) err_resp <= 1'b1;",

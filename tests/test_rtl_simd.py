@@ -154,6 +154,18 @@ def test_bursts_stop_at_4k_boundaries():
     assert r["beats"] == x.shape[0] * (lay["wbeats"] + lay["pbeats"]), r
 
 
+def test_no_combinational_path_from_an_input_port_to_an_output_port():
+    """On every clock of a run (stalls on every channel, so the ports go through their states),
+    the testbench inverts every input port of simd_axi between the clock edges and checks that
+    no output port moves: every output is a register or logic of registers only."""
+    need_program("verilator", "apt-get install -y verilator")
+    from fpga.sim_fixed import run
+    params, meta, x = small_model("psa", 32, seed=9, n=1, patch_values=48)
+    sim = run(params, meta, x, tw=8, pb=8, mem_latency=3, hmax=32, mem_stall=0.3, mem_jitter=4,
+              out_stall=0.3, seed=4, comb_check=1)
+    assert (sim["logits"] == forward(params, meta, x)).all()
+
+
 def test_slverr_response_is_reported():
     """One beat answered with SLVERR (RRESP = 2): the engine still finishes the image, and
     STATUS shows ERR_RESP (the testbench reads it and fails the run, naming the bit). The same

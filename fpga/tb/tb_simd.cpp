@@ -26,9 +26,12 @@
 // mem_stall=P   ARREADY low, and RVALID held back before a beat, each with probability P
 // out_stall=P   the logits' TREADY low, and the image's TVALID held back, with probability P
 // slverr_beat=N answer beat N (0-based, counted over the run) with RRESP = SLVERR
+// comb_check=N  on every N-th clock (0: never), between the edges, invert every input port
+//               (reset included), evaluate, and fail if any output port changed: a
+//               combinational path from an input port to an output port; then restore them
 //
 // Checked on every AR: INCR bursts, full-width beats, ARLEN + 1 <= BL, no burst across a
-// 4 KB boundary, inside the memory. Prints "image I CYCLES" after each image, then
+// 4 KB boundary, inside the memory (and, with comb_check, no input-to-output path). Prints "image I CYCLES" after each image, then
 // "cycles=C images=N" and "bursts=B beats=N max_len=L page_cuts=X" (X: bursts cut short at a
 // 4 KB boundary) and exits 0. Exits 1 when an AXI rule is broken, TLAST is misplaced or an
 // image takes more than 10 000 000 clocks; exits 3 when STATUS shows an error bit after an
@@ -63,6 +66,11 @@ static void put(uint32_t &d, const uint32_t *w) { d = w[0]; }
 static void put(uint64_t &d, const uint32_t *w) { d = ((uint64_t)w[1] << 32) | w[0]; }
 template <std::size_t N> static void put(VlWide<N> &d, const uint32_t *w) {
     for (std::size_t i = 0; i < N; ++i) d[i] = w[i];
+}
+static void get(const uint32_t &d, uint32_t *w) { w[0] = d; }
+static void get(const uint64_t &d, uint32_t *w) { w[0] = (uint32_t)d; w[1] = (uint32_t)(d >> 32); }
+template <std::size_t N> static void get(const VlWide<N> &d, uint32_t *w) {
+    for (std::size_t i = 0; i < N; ++i) w[i] = d[i];
 }
 
 struct Burst {
@@ -99,12 +107,13 @@ int main(int argc, char **argv) {
     const double mem_stall = std::atof(arg(argc, argv, "mem_stall", "0"));
     const double out_stall = std::atof(arg(argc, argv, "out_stall", "0"));
     const long long slverr_beat = std::atoll(arg(argc, argv, "slverr_beat", "-1"));
+    const long comb_check = std::atol(arg(argc, argv, "comb_check", "0"));
     std::mt19937 rng(std::atoi(arg(argc, argv, "seed", "1")));
     std::uniform_real_distribution<double> uni(0.0, 1.0);
     std::uniform_int_distribution<long> jit(0, jitter < 0 ? 0 : jitter);
     if (images < 1 || k < 1 || latency < 1 || jitter < 0 || pbytes < 1 || pbytes > 128 || tw < 1 ||
         tw > 128 || burst < 1 || burst > 256 || img_words < 1 || out_stall < 0 || out_stall >= 1 ||
-        mem_stall < 0 || mem_stall >= 1) {
+        mem_stall < 0 || mem_stall >= 1 || comb_check < 0) {
         std::fprintf(stderr, "tb_simd: need images, k, latency, pbytes, tw, img_words >= 1, "
                              "burst in 1..256, jitter >= 0 and stalls in [0, 1)\n");
         return 2;
@@ -151,6 +160,38 @@ int main(int argc, char **argv) {
     int lr_state = 0;          // 0 idle, 1 address offered, 2 waiting for R
     unsigned lr_addr = 0, lr_data = 0;
 
+    // every output port, as numbers (none is wider than 32 bits)
+    auto outputs = [&]() {
+        return std::vector<uint64_t>{
+            top->s_axil_awready, top->s_axil_wready, top->s_axil_bresp, top->s_axil_bvalid,
+            top->s_axil_arready, top->s_axil_rdata, top->s_axil_rresp, top->s_axil_rvalid,
+            (uint64_t)top->m_axi_araddr, top->m_axi_arlen, top->m_axi_arsize, top->m_axi_arburst,
+            top->m_axi_arvalid, top->m_axi_rready, top->s_axis_img_tready, top->m_axis_out_tdata,
+            top->m_axis_out_tvalid, top->m_axis_out_tlast, top->irq};
+    };
+    // invert every input port but the clock (twice restores it)
+    auto flip_inputs = [&]() {
+        top->rst ^= 1;
+        top->s_axil_awaddr ^= 0x3F; top->s_axil_awvalid ^= 1; top->s_axil_wdata ^= 0xFFFFFFFFu;
+        top->s_axil_wstrb ^= 0xF; top->s_axil_wvalid ^= 1; top->s_axil_bready ^= 1;
+        top->s_axil_araddr ^= 0x3F; top->s_axil_arvalid ^= 1; top->s_axil_rready ^= 1;
+        top->m_axi_arready ^= 1; top->m_axi_rresp ^= 3; top->m_axi_rlast ^= 1;
+        top->m_axi_rvalid ^= 1; top->s_axis_img_tvalid ^= 1; top->s_axis_img_tlast ^= 1;
+        top->m_axis_out_tready ^= 1;
+        uint32_t w[64];
+        for (int i = 0; i < 64; ++i) w[i] = 0xFFFFFFFFu;
+        // the wide data inputs: XOR with all ones, word by word, through a read-back
+        auto flip_wide = [&](auto &port, int bytes) {
+            uint32_t cur[64] = {0};
+            get(port, cur);
+            for (int i = 0; i < (bytes + 3) / 4; ++i) cur[i] ^= w[i];
+            if (bytes % 4) cur[(bytes + 3) / 4 - 1] &= (1u << (8 * (bytes % 4))) - 1;
+            put(port, cur);
+        };
+        flip_wide(top->m_axi_rdata, pbytes);
+        flip_wide(top->s_axis_img_tdata, tw);
+    };
+
     auto tick = [&]() {
         top->clk = 0;
         // memory: AR ready, R beat
@@ -190,6 +231,21 @@ int main(int argc, char **argv) {
         top->s_axil_araddr = lr_addr;
         top->s_axil_rready = lr_state == 2;
         top->eval();
+        if (comb_check > 0 && cycle % (uint64_t)comb_check == 0) {
+            const std::vector<uint64_t> before = outputs();
+            flip_inputs();
+            top->eval();
+            const std::vector<uint64_t> after = outputs();
+            flip_inputs();
+            top->eval();
+            for (size_t i = 0; i < before.size(); ++i)
+                if (before[i] != after[i]) {
+                    char msg[120];
+                    std::snprintf(msg, sizeof msg, "output port %zu (in the order of outputs()) "
+                                  "changed with the inputs between clock edges", i);
+                    fail(1, msg, cycle);
+                }
+        }
 
         // handshakes, sampled before the edge (none while reset is held: the outputs may
         // show their power-up values until the first edge)
