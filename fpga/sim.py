@@ -80,7 +80,8 @@ def build_model(top: str, rtl: Sequence[str], tb: str, params: Dict[str, object]
                 extra_flags: Sequence[str] = (), log=None) -> str:
     """Build (or reuse) the Verilator model of ``top`` with ``params``; return the path of
     its executable. ``rtl`` and ``tb`` are paths relative to fpga/ (so that no absolute path
-    ends up in the model); the cache folder is ``<build_root>/<top>_<key>``."""
+    ends up in the model); the cache folder is ``<build_root>/<top>_<key>``. Parallel jobs:
+    ``jobs``, else the environment variable FPGA_BUILD_JOBS, else min(2, CPUs)."""
     flags = ["--cc", "--exe", "--build", "-Wall", *CXX_OPT, *extra_flags,
              "--top-module", top, *[f"-G{k}={v}" for k, v in sorted(params.items())]]
     sources = [*rtl, tb]
@@ -93,7 +94,8 @@ def build_model(top: str, rtl: Sequence[str], tb: str, params: Dict[str, object]
     os.makedirs(root, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".tmp_{top}_", dir=root)
     try:
-        cmd = [verilator(), *flags, "-j", str(jobs or min(2, os.cpu_count() or 1)),
+        jobs = jobs or int(os.environ.get("FPGA_BUILD_JOBS", "0") or 0) or min(2, os.cpu_count() or 1)
+        cmd = [verilator(), *flags, "-j", str(jobs),
                "--Mdir", tmp, *rtl, os.path.join(HERE, tb)]   # make needs the C++ file's full path
         if log:
             log(f"building the Verilator model of {top} "

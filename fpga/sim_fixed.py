@@ -1,24 +1,35 @@
-"""Run the fixed-SIMD INT8 ResMLP engine (rtl/simd_top.v) under Verilator, bit-exact check.
+"""Run the fixed-SIMD INT8 ResMLP engine (rtl/simd_axi.v) under Verilator, bit-exact check.
 
   python -m fpga.sim_fixed --params D/quant_params.npz --samples D/quant_samples.npz --images N
-      [--tile 16] [--port-bytes 16] [--mem-latency 16] [--out-stall 0.3] [--random-reset]
+      [--tile 16] [--port-bytes 16] [--burst 16] [--mem-latency 16] [--mem-stall 0.3]
+      [--mem-jitter 8] [--out-stall 0.3] [--random-reset] [--seed S]
 
-The engine runs one image at a time: it reads the image and every parameter through one
-memory port of ``--port-bytes`` bytes per clock whose answers come ``--mem-latency`` clocks
-after the request, computes the whole integer ResMLP on a ``--tile`` x ``--tile`` array of
-int8 multipliers and streams out the logits. This command lays the model out in a memory
-image (``memory_image``: the weight stream and the parameter stream in the order the engine
-uses them, then the images), builds the Verilator model (cached under fpga/build/, keyed on
-the sources in ``rtl/simd.f``, the testbench, the parameters and the tool versions; one build
+The engine (simd_axi: simd_top behind an AXI4-Lite register block, an AXI4 read master and
+AXI4-Stream image and logits ports) runs one image at a time: software (the testbench)
+writes the settings and the stream addresses into the registers and starts it, streams the
+image in, takes the logits and reads STATUS and CYCLES; the engine reads every weight and
+parameter through its AXI4 read master (INCR bursts of up to ``--burst`` beats of
+``--port-bytes`` bytes) from a memory model whose first beat comes ``--mem-latency`` clocks
+after the address at the earliest, plus a random 0 .. ``--mem-jitter`` clocks per burst, with
+ARREADY low and RVALID held back on each clock with probability ``--mem-stall`` (seeded by
+``--seed``). The model checks every burst (INCR, full beats, no longer than ``--burst``, no
+4 KB boundary crossed). The engine computes the whole integer ResMLP on a ``--tile`` x
+``--tile`` array of int8 multipliers. This command lays the model out in a memory image
+(``memory_image``: the weight stream and the parameter stream in the order the engine uses
+them, then the images), builds the Verilator model (cached under fpga/build/, keyed on the
+sources in ``rtl/simd.f``, the testbench, the parameters and the tool versions; one build
 serves every model up to ``--hmax`` hidden units), runs the images through it, compares every
 image's logits with the integer model (``fpga.int_resmlp.forward``) and prints the latency.
 
 The LAST line is one JSON object: images, mismatches (images whose logits differ anywhere),
-latency_cycles (clocks from the start pulse to the last logit taken, the median over the
-images), latency_min / latency_max, tile, port_bytes, mem_latency, images_per_s_at_200mhz
-(one image at a time: 200 MHz / latency), multipliers (mul8 instances of the elaborated
-design, counted by Verilator), rtl_accuracy, sim_clocks_per_s, sim_images_per_s and the
-configuration. Exit status 1 on any mismatch, 2 (one line) on bad input.
+latency_cycles (the CYCLES register: clocks from the start to the last logit, the median over
+the images), latency_min / latency_max, tile, port_bytes, burst, mem_latency, mem_stall,
+mem_jitter, bursts / beats / max_burst / page_cuts (the AR bursts the memory saw, their
+beats, the longest, and how many were cut short at a 4 KB boundary),
+images_per_s_at_200mhz (one image at a time: 200 MHz / latency), multipliers (mul8 instances
+of the elaborated design, counted by Verilator), rtl_accuracy, sim_clocks_per_s,
+sim_images_per_s and the configuration. Exit status 1 on any mismatch, 2 (one line) on bad
+input or when the engine reports an error bit in STATUS.
 """
 from __future__ import annotations
 
@@ -38,6 +49,7 @@ from .sim import (SimError, add_dump_args, add_run_args, build_model, count_inst
                   load_dump, rtl_sources, run_testbench)
 
 RTL = rtl_sources("simd")            # relative to fpga/
+TOP = "simd_axi"
 TB = "tb/tb_simd.cpp"
 CLOCK_HZ = 200e6
 ALIGN = 64                           # every region starts on a 64-byte boundary (>= any port)
@@ -147,34 +159,58 @@ def memory_image(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: i
 
 # --- the Verilator model ----------------------------------------------------------------------
 
-def rtl_params(meta: dict, tw: int, pb: int, hmax: int, lerp: int = 1) -> Dict[str, int]:
+MFAW = 6                             # log2 of each reader's beat FIFO (simd_top's default)
+
+
+def check_memory_flags(burst: int, mem_latency: int, mem_stall: float, mem_jitter: int) -> None:
+    """The memory model's settings; a SimError (one line) names the bad flag."""
+    if not 1 <= burst <= min(256, 1 << MFAW):
+        raise SimError(f"--burst must be in 1..{min(256, 1 << MFAW)} beats, got {burst}")
+    if mem_latency < 1:
+        raise SimError(f"--mem-latency must be >= 1 clock, got {mem_latency}")
+    if not 0 <= mem_stall < 1:
+        raise SimError(f"--mem-stall must be a probability in [0, 1), got {mem_stall}")
+    if mem_jitter < 0:
+        raise SimError(f"--mem-jitter must be >= 0 clocks, got {mem_jitter}")
+
+
+def rtl_params(meta: dict, tw: int, pb: int, hmax: int, lerp: int = 1,
+               burst: int = 16) -> Dict[str, int]:
     if meta["act"] not in ACT_CODE:
         raise SimError(f"act {meta['act']!r}: the engine runs base (ReLU) and psa (LERP-PSA)")
     check_shape(meta, tw, pb, hmax)
     return {"TW": tw, "PB": pb, "T": int(meta["tokens"]), "C": int(meta["channels"]),
             "HMAX": hmax, "P": int(meta["patch_values"]), "K": int(meta["num_classes"]),
-            "DEPTH": int(meta["depth"]), "LERP": lerp, "M": int(meta["lut_addr_bits"])}
+            "DEPTH": int(meta["depth"]), "LERP": lerp, "M": int(meta["lut_addr_bits"]),
+            "BL": burst}
 
 
-def build(meta: dict, tw: int, pb: int, hmax: int, build_root: Optional[str] = None, log=None) -> str:
-    return build_model("simd_top", RTL, TB, rtl_params(meta, tw, pb, hmax), build_root=build_root,
-                       log=log)
+def build(meta: dict, tw: int, pb: int, hmax: int, build_root: Optional[str] = None, log=None,
+          burst: int = 16) -> str:
+    return build_model(TOP, RTL, TB, rtl_params(meta, tw, pb, hmax, burst=burst),
+                       build_root=build_root, log=log)
 
 
 def multipliers(meta: dict, tw: int, pb: int, hmax: int, lerp: int = 1) -> Dict[str, int]:
     """mul8 and lerp_unit instances of the elaborated engine."""
-    return count_instances("simd_top", RTL, rtl_params(meta, tw, pb, hmax, lerp),
+    return count_instances(TOP, RTL, rtl_params(meta, tw, pb, hmax, lerp),
                            ("mul8", "lerp_unit"))
 
 
 def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: int = 16, pb: int = 16,
         mem_latency: int = 16, out_stall: float = 0.0, hmax: Optional[int] = None,
         random_reset: bool = False, seed: int = 1, build_root: Optional[str] = None, log=None,
-        progress: bool = False) -> dict:
+        progress: bool = False, burst: int = 16, mem_stall: float = 0.0, mem_jitter: int = 0,
+        slverr_beat: int = -1, comb_check: int = 0) -> dict:
     """Run the images ``x`` (N, T, P) through the engine one at a time; return the logits
-    (N, K), the clocks of each image and the wall / CPU time of the simulation."""
+    (N, K), the clocks of each image, the memory model's burst counts and the wall / CPU time
+    of the simulation. ``slverr_beat`` >= 0: the memory answers that beat (counted over the
+    run) with SLVERR; the engine must then report ERR_RESP (a SimError naming it).
+    ``comb_check`` N > 0: on every N-th clock the testbench inverts every input port between
+    the clock edges and fails the run if an output port follows (a combinational path)."""
+    check_memory_flags(burst, mem_latency, mem_stall, mem_jitter)
     hmax = hmax or max(192, int(meta["hidden"]))
-    exe = build(meta, tw, pb, hmax, build_root, log)
+    exe = build(meta, tw, pb, hmax, build_root, log, burst)
     x = np.ascontiguousarray(np.asarray(x, dtype=np.int8))
     n, K = x.shape[0], int(meta["num_classes"])
     mem, lay = memory_image(params, meta, x, tw, pb)
@@ -186,18 +222,28 @@ def run(params: Dict[str, np.ndarray], meta: dict, x: np.ndarray, tw: int = 16, 
                f"img_base={lay['img_base']}", f"img_stride={lay['img_stride']}",
                f"wbase={lay['wbase']}", f"wbeats={lay['wbeats']}", f"pbase={lay['pbase']}",
                f"pbeats={lay['pbeats']}", f"h={int(meta['hidden'])}", f"act={ACT_CODE[meta['act']]}",
-               f"k={K}", f"pbytes={pb}", f"latency={mem_latency}", f"out_stall={out_stall}",
-               f"seed={seed}"]
+               f"k={K}", f"pbytes={pb}", f"tw={tw}", f"burst={burst}",
+               f"img_words={lay['image_bytes'] // tw}", f"latency={mem_latency}",
+               f"jitter={mem_jitter}", f"mem_stall={mem_stall}", f"out_stall={out_stall}",
+               f"slverr_beat={slverr_beat}", f"comb_check={comb_check}", f"seed={seed}"]
         if random_reset:
             cmd += ["+verilator+rand+reset+2", f"+verilator+seed+{seed}"]
-        _, logits, timing, wall, cpu = run_testbench(cmd, work, n, K, progress)
+        lines, logits, timing, wall, cpu = run_testbench(cmd, work, n, K, progress)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    mem_stats = {}
+    for line in lines:
+        if line.startswith("bursts="):
+            mem_stats = {k: int(v) for k, v in (f.split("=") for f in line.split())}
+    if set(mem_stats) != {"bursts", "beats", "max_len", "page_cuts"}:
+        raise SimError("the testbench printed no burst counts (bursts=... beats=... max_len=... "
+                       "page_cuts=...)")
     return {"logits": logits, "timing": timing, "wall_s": wall, "cpu_s": cpu,
-            "layout": lay, "hmax": hmax}
+            "layout": lay, "hmax": hmax, "memory": mem_stats}
 
 
-def compare(params, meta, x, labels, sim: dict, tw: int, pb: int, mem_latency: int) -> dict:
+def compare(params, meta, x, labels, sim: dict, tw: int, pb: int, mem_latency: int,
+            burst: int = 16, mem_stall: float = 0.0, mem_jitter: int = 0) -> dict:
     """Compare the RTL logits with the integer model; the summary dict (the JSON line)."""
     from .int_resmlp import forward
     want = forward(params, meta, x)
@@ -214,7 +260,14 @@ def compare(params, meta, x, labels, sim: dict, tw: int, pb: int, mem_latency: i
         "latency_max": int(lat.max()),
         "tile": tw,
         "port_bytes": pb,
+        "burst": burst,
         "mem_latency": mem_latency,
+        "mem_stall": mem_stall,
+        "mem_jitter": mem_jitter,
+        "bursts": sim["memory"]["bursts"],
+        "beats": sim["memory"]["beats"],
+        "max_burst": sim["memory"]["max_len"],
+        "page_cuts": sim["memory"]["page_cuts"],
         "images_per_s_at_200mhz": CLOCK_HZ / med,
         "multipliers": multipliers(meta, tw, pb, sim["hmax"])["mul8"],
         "rtl_accuracy": float((got.argmax(1) == labels).mean()) if labels is not None else None,
@@ -224,7 +277,7 @@ def compare(params, meta, x, labels, sim: dict, tw: int, pb: int, mem_latency: i
         "weight_bytes": sim["layout"]["weight_bytes"],
         "param_bytes": sim["layout"]["param_bytes"],
         "config": {"act": meta["act"], "hidden": int(meta["hidden"]),
-                   **rtl_params(meta, tw, pb, sim["hmax"])},
+                   **rtl_params(meta, tw, pb, sim["hmax"], burst=burst)},
     }
     if bad.any():
         out["first_mismatch"] = int(np.flatnonzero(bad)[0])
@@ -237,14 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_dump_args(p)
     p.add_argument("--tile", type=int, default=16, help="tile width: a tile x tile multiplier array (16)")
     p.add_argument("--port-bytes", type=int, default=16, help="memory port width, bytes per clock (16)")
+    p.add_argument("--burst", type=int, default=16,
+                   help="longest AXI4 read burst in beats, an RTL parameter (16)")
     p.add_argument("--mem-latency", type=int, default=16,
-                   help="clocks from a memory request to its data (16)")
+                   help="clocks from a burst's address to its first beat, at least (16)")
+    p.add_argument("--mem-stall", type=float, default=0.0,
+                   help="probability of ARREADY low, and of RVALID held back before a beat, on a "
+                        "clock (0)")
+    p.add_argument("--mem-jitter", type=int, default=0,
+                   help="random extra latency per burst, 0 .. J clocks (0)")
     p.add_argument("--hmax", type=int, default=None,
                    help="hidden width the engine's buffers hold (default max(192, hidden): one "
                         "build for the h = 1 and h = 2 models)")
     p.add_argument("--out-stall", type=float, default=0.0,
                    help="probability of holding the logits' ready low on a clock (0)")
-    add_run_args(p, "the stalls and power-up values")
+    add_run_args(p, "the stalls, the memory latency jitter and the power-up values")
     return p
 
 
@@ -252,8 +312,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     prog = "python -m fpga.sim_fixed"
     args = build_parser().parse_args(argv)
     try:
-        if args.mem_latency < 1:
-            raise SimError(f"--mem-latency must be >= 1 clock, got {args.mem_latency}")
+        check_memory_flags(args.burst, args.mem_latency, args.mem_stall, args.mem_jitter)
         if not 0 <= args.out_stall < 1:
             raise SimError(f"--out-stall must be a probability in [0, 1), got {args.out_stall}")
         params, meta, x, labels = load_dump(args)
@@ -261,16 +320,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         rtl_params(meta, args.tile, args.port_bytes, hmax)      # bad flags: one line, no build
         sim = run(params, meta, x, args.tile, args.port_bytes, args.mem_latency, args.out_stall,
                   hmax, args.random_reset, args.seed, args.build_dir,
-                  log=lambda s: print(s, file=sys.stderr), progress=not args.disable_tqdm)
-        res = compare(params, meta, x, labels, sim, args.tile, args.port_bytes, args.mem_latency)
+                  log=lambda s: print(s, file=sys.stderr), progress=not args.disable_tqdm,
+                  burst=args.burst, mem_stall=args.mem_stall, mem_jitter=args.mem_jitter)
+        res = compare(params, meta, x, labels, sim, args.tile, args.port_bytes, args.mem_latency,
+                      args.burst, args.mem_stall, args.mem_jitter)
     except UserError as exc:
         return report(prog, exc)
     print(f"fixed-SIMD engine {meta['act']} H={meta['hidden']} "
-          f"tile {args.tile} port {args.port_bytes} B/clock, memory latency {args.mem_latency}: "
+          f"tile {args.tile} port {args.port_bytes} B/clock, bursts of {args.burst}, memory "
+          f"latency {args.mem_latency} + 0..{args.mem_jitter}, stall {args.mem_stall}: "
           f"{res['images']} images, {res['mismatches']} with logits differing from the integer model")
     print(f"latency {res['latency_cycles']:.0f} cycles/image (min {res['latency_min']}, max "
           f"{res['latency_max']}; {res['images_per_s_at_200mhz']:.0f} images/s at 200 MHz), "
-          f"{res['multipliers']} 8x8 multipliers")
+          f"{res['multipliers']} 8x8 multipliers; {res['bursts']} bursts, {res['beats']} beats, "
+          f"longest {res['max_burst']}, {res['page_cuts']} cut at a 4 KB boundary")
     acc = res["rtl_accuracy"]
     print(f"RTL accuracy on these images {100 * acc:.2f} %; Verilator "
           f"{res['sim_clocks_per_s']:.0f} clocks/s, {res['sim_images_per_s']:.2f} images/s")

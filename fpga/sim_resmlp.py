@@ -5,8 +5,8 @@
 
 Builds (once per configuration; cached under fpga/build/, keyed on the RTL, the testbench,
 the parameters P, C, H, activation, M, depth, tokens, classes, lanes, the Verilator and
-compiler versions and the flags) a Verilator model of ``rtl/resmlp_top.v`` (its sources are
-listed in ``rtl/resmlp.f``), writes the parameters as ``$readmemh`` files into a private
+compiler versions and the flags) a Verilator model of ``rtl/resmlp_axis.v`` (resmlp_top with
+AXI4-Stream ports; the sources are listed in ``rtl/resmlp.f``), writes the parameters as ``$readmemh`` files into a private
 temporary folder (``fpga.hexdump``; the simulator reads them at run time through
 ``+hexdir=``, nothing is compiled in), streams N images back to back, compares every image's
 logits with the integer model (``fpga.int_resmlp.forward``) and prints a summary.
@@ -70,13 +70,13 @@ def rtl_params(meta: dict, lanes: int = 1) -> Dict[str, int]:
 
 
 def build(meta: dict, lanes: int = 1, build_root: Optional[str] = None, log=None) -> str:
-    return build_model("resmlp_top", RTL, TB, rtl_params(meta, lanes), build_root=build_root,
+    return build_model("resmlp_axis", RTL, TB, rtl_params(meta, lanes), build_root=build_root,
                        log=log)
 
 
 def multipliers(meta: dict, lanes: int = 1) -> int:
     """8 x 8 multipliers (mul8 instances) of the elaborated resmlp_top for this model."""
-    return count_instances("resmlp_top", RTL, rtl_params(meta, lanes), ("mul8",))["mul8"]
+    return count_instances("resmlp_axis", RTL, rtl_params(meta, lanes), ("mul8",))["mul8"]
 
 
 def stage_names(depth: int) -> List[str]:

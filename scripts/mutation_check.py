@@ -283,8 +283,8 @@ MUTATIONS = [
       "delayed one clock less than the sum (a pipeline register missing)", k="every_stage",
       strict=True),
     M("rtl-token-mixer-last-per-row", "fpga/rtl/token_mixer.v", "token_mixer",
-      "clast1 <= clast;",
-      "clast1 <= clastc;",
+      "clast0 <= clast;",
+      "clast0 <= clastc;",
       ("tests/test_rtl_stages.py",), "token mixer: out_last on the last channel of every "
       "token row instead of the image's last element", k="every_stage", strict=True),
     M("rtl-fifo-one-credit-too-many", "fpga/rtl/credit_fifo.v", "credit_fifo",
@@ -300,11 +300,26 @@ MUTATIONS = [
       ("tests/test_rtl_simd.py",), "fixed-SIMD requantisation: the token Linear takes the "
       "per-lane bias, the channel Linears the per-row one (swapped)", k="small_engine",
       strict=True),
-    M("simd-reader-segment-off-by-one", "fpga/rtl/mem_reader.v", "mem_reader",
-      "ptr          <= next_base;",
-      "ptr          <= next_base + 1'b1;",
-      ("tests/test_rtl_simd.py",), "fixed-SIMD memory reader: a parameter segment read from "
-      "one beat past its base", k="small_engine", strict=True),
+    M("simd-reader-base-off-by-one", "fpga/rtl/mem_reader.v", "mem_reader",
+      "ptr  <= base;",
+      "ptr  <= base + 1'b1;",
+      ("tests/test_rtl_simd.py",), "fixed-SIMD memory reader: a stream read from one beat past "
+      "its base", k="small_engine", strict=True),
+    M("simd-burst-crosses-4k", "fpga/rtl/mem_reader.v", "mem_reader",
+      "wire [NW-1:0] to_page = PAGE - {{(NW-PGW){1'b0}}, ptr[PGW-1:0]};",
+      "wire [NW-1:0] to_page = (PAGE << 1) - {{(NW-PGW){1'b0}}, ptr[PGW-1:0]};",
+      ("tests/test_rtl_simd.py",), "fixed-SIMD memory reader: a burst cut at the 8 KB boundary "
+      "instead of the 4 KB one (an AXI4 burst across a 4 KB boundary)", k="4k", strict=True),
+    M("axil-arready-combinational", "fpga/rtl/axil_regs.v", "axil_regs",
+      "assign s_axil_arready = !s_axil_rvalid;",
+      "assign s_axil_arready = !s_axil_rvalid || s_axil_rready;",
+      ("tests/test_rtl_simd.py",), "AXI4-Lite: ARREADY follows RREADY combinationally (a "
+      "path from an input port to an output port)", k="combinational", strict=True),
+    M("axi-slverr-ignored", "fpga/rtl/axi_rd_master.v", "axi_rd_master",
+      "if (m_axi_rresp != 2'b00) err_resp <= 1'b1;",
+      "if (m_axi_rresp == 2'b11) err_resp <= 1'b1;",
+      ("tests/test_rtl_simd.py",), "AXI4 read master: only DECERR sets the error bit, a SLVERR "
+      "response goes unreported", k="slverr", strict=True),
     # ---------------------------------------------------------------- INT8 primitives
     M("int-rshift-truncates", "fpga/int_ops.py", "_rshift64",
       "    return (v + half) >> s",

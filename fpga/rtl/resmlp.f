@@ -1,3 +1,5 @@
+resmlp_axis.v
+axis_skid.v
 resmlp_top.v
 token_mixer.v
 channel_mlp.v

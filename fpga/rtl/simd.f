@@ -1,3 +1,7 @@
+simd_axi.v
+axil_regs.v
+axi_rd_master.v
+axis_skid.v
 simd_top.v
 simd_array.v
 mem_reader.v

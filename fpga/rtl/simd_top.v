@@ -38,13 +38,16 @@
 //
 // Memory. Two sequential readers share the port (mem_reader): the weight
 // stream (every weight tile of every channel Linear in the order the passes
-// use them) has priority; the parameter stream (the image, then per op its
-// biases, shifts, affines, the token weights and the LERP tables) fills
-// the on-chip parameter RAMs of op j while op j - 1 runs (op j's RAMs were
-// last used by op j - 3). The layout is written by fpga/sim_fixed.py
-// (memory_image); stream lengths and addresses are given at start. The
-// memory answers requests in order, one beat of PB bytes each, after any
-// latency (up to 2^MFAW requests in flight per reader).
+// use them) has priority; the parameter stream (per op its biases, shifts,
+// affines, the token weights and the LERP tables) fills the on-chip
+// parameter RAMs of op j while op j - 1 runs (op j's RAMs were last used by
+// op j - 3). The image comes in on its own stream (img_*), into the
+// parameter RAM of the embedding. The layout is written by fpga/sim_fixed.py
+// (memory_image); stream lengths and addresses are given at start. Each
+// reader asks for bursts of up to BL beats (never across a 4 KB boundary),
+// tagged with the reader; the port (axi_rd_master in simd_axi) takes one
+// burst request at a time (mem_gnt) and returns the beats in order, each
+// with its tag, after any latency (up to 2^MFAW beats in flight per reader).
 //
 // Timing: every multiply is registered, the dot products are balanced
 // adder trees with LPS levels per pipeline stage, every requantisation is
@@ -62,22 +65,28 @@
 //   LERP   1: LERP-PSA hardware (2 x TW lerp lanes and their tables); 0: ReLU only
 //   M      LERP table address bits (6: 65 entries per table)
 //   LPS    adder levels per pipeline stage of the dot products
-//   MFAW   log2 of each reader's beat FIFO (requests in flight)
+//   MFAW   log2 of each reader's beat FIFO (beats in flight)
 //   BAW    memory beat-address width
+//   BL     largest memory burst in beats (1 .. min(256, 2^MFAW))
 //
 // Ports
 //   clk, rst        clock; synchronous active-high reset
-//   start           begin an image (when busy is low); the cfg_* and img_base are taken
+//   start           begin an image (when busy is low); the cfg_* are taken
 //   cfg_h           hidden width of this model (a multiple of TW, <= HMAX)
 //   cfg_act         0: ReLU, 1: LERP-PSA (needs LERP = 1)
 //   cfg_wbase, cfg_wbeats   weight stream: first beat, beats
 //   cfg_pbase, cfg_pbeats   parameter stream: first beat, beats
-//   img_base        the image's first beat (T x ceil(P / TW) words of TW bytes)
 //   busy            an image is in progress (start to its last logit taken)
-//   mem_req, mem_addr       read request of one beat
-//   mem_rvalid, mem_rdata   the oldest outstanding beat (PB bytes, lowest address in bits 7:0)
+//   img_valid, img_ready, img_data, img_last   the image: T x ceil(P / TW) words of TW
+//                   bytes (token rows; patch values zero padded), img_last on the last
+//   mem_req, mem_addr, mem_len, mem_tag   a burst request: first beat, beats - 1, the
+//                   reader (0 weights, 1 parameters); depends on registers only
+//   mem_gnt         the port takes the request this clock
+//   mem_rvalid, mem_rdata, mem_rtag   a beat of the granted bursts, in order (PB bytes,
+//                   lowest address in bits 7:0) and the tag of its burst
 //   out_valid, out_ready, out_data, out_last   the K logits of the image, then out_last
 //   err             sticky: a bad configuration or a reader FIFO overflow
+//   img_err         sticky: img_last was not on the image's last word
 
 `default_nettype none
 
@@ -94,7 +103,8 @@ module simd_top #(
     parameter integer M     = 6,
     parameter integer LPS   = 2,
     parameter integer MFAW  = 6,
-    parameter integer BAW   = 20
+    parameter integer BAW   = 20,
+    parameter integer BL    = 16
 ) (
     input  wire              clk,
     input  wire              rst,
@@ -105,17 +115,25 @@ module simd_top #(
     input  wire [BAW-1:0]    cfg_wbeats,
     input  wire [BAW-1:0]    cfg_pbase,
     input  wire [BAW-1:0]    cfg_pbeats,
-    input  wire [BAW-1:0]    img_base,
     output reg               busy,
+    input  wire              img_valid,
+    output wire              img_ready,
+    input  wire [TW*8-1:0]   img_data,
+    input  wire              img_last,
     output wire              mem_req,
     output wire [BAW-1:0]    mem_addr,
+    output wire [7:0]        mem_len,
+    output wire              mem_tag,
+    input  wire              mem_gnt,
     input  wire              mem_rvalid,
     input  wire [PB*8-1:0]   mem_rdata,
+    input  wire              mem_rtag,
     output wire              out_valid,
     input  wire              out_ready,
     output wire signed [7:0] out_data,
     output wire              out_last,
-    output wire              err
+    output wire              err,
+    output reg               img_err
 );
     // ---------------------------------------------------------------- sizes
     localparam integer IW   = $clog2(TW);
@@ -132,8 +150,6 @@ module simd_top #(
     localparam integer CW   = $clog2((MAXN > NPC ? MAXN : NPC) + 1);   // chunk / tile index
     localparam integer XBA  = $clog2(T * NC);
     localparam integer HBA  = $clog2(T * NHM);
-    localparam integer IMGW = T * NPC;                // words of the image
-    localparam integer IMGB = IMGW * TW / PB;         // its beats
     localparam integer LATD = 1 + (IW + LPS - 1) / LPS;
     localparam integer LATA = LATD + 1;               // simd_array latency
     localparam integer PIPE = 7 + LATA + 3 + 4 + 1;   // issue to the destination write
@@ -172,9 +188,9 @@ module simd_top #(
 `ifndef SYNTHESIS
     initial begin
         if ((1 << IW) != TW || TW < 2 || C % TW != 0 || T % (2 * TW) != 0 || HMAX % TW != 0
-            || (1 << RW) != T || (T * NPC * TW) % PB != 0 || PB < 1 || (PB & (PB - 1)) != 0) begin
+            || (1 << RW) != T || PB < 1 || (PB & (PB - 1)) != 0) begin
             $display("simd_top: need TW a power of two dividing C and HMAX, T a power of two %0s",
-                     ">= 2 TW, PB a power of two dividing an image of T x ceil(P / TW) words");
+                     ">= 2 TW, PB a power of two");
             $finish;
         end
     end
@@ -201,33 +217,29 @@ module simd_top #(
     wire go = start && !busy;
 
     // ---------------------------------------------------------------- memory port
+    // one burst request at a time; the weight reader first
     wire          w_req, p_req, w_gnt, p_gnt, w_err, p_err;
     wire [BAW-1:0] w_addr, p_addr;
-    assign w_gnt    = w_req;
-    assign p_gnt    = p_req && !w_req;
+    wire [7:0]    w_len, p_len;
+    assign w_gnt    = w_req && mem_gnt;
+    assign p_gnt    = p_req && !w_req && mem_gnt;
     assign mem_req  = w_req || p_req;
     assign mem_addr = w_req ? w_addr : p_addr;
-    // which reader each outstanding request belongs to (responses come in order)
-    wire tag_out, tag_valid, tag_in_ready;
-    stream_fifo #(.W(1), .AW(MFAW + 1)) tags (
-        .clk(clk), .rst(rst || go), .in_valid(mem_req), .in_ready(tag_in_ready), .in_data(p_gnt),
-        .out_valid(tag_valid), .out_ready(mem_rvalid), .out_data(tag_out));
-    wire unused_tag = &{1'b0, tag_valid, tag_in_ready};
+    assign mem_len  = w_req ? w_len : p_len;
+    assign mem_tag  = !w_req;
 
-    wire          wv, pv, w_rdy, p_rdy;
-    wire [W8-1:0] wword, pword;
-    mem_reader #(.PB(PB), .TW(TW), .BAW(BAW), .FAW(MFAW)) wreader (
-        .clk(clk), .rst(rst), .start(go), .base0(cfg_wbase), .beats0(cfg_wbeats),
-        .base1({BAW{1'b0}}), .beats1({BAW{1'b0}}),
-        .req(w_req), .addr(w_addr), .gnt(w_gnt),
-        .resp_valid(mem_rvalid && !tag_out), .resp_data(mem_rdata),
+    wire          wv, mv, w_rdy, m_rdy;
+    wire [W8-1:0] wword, mword;
+    mem_reader #(.PB(PB), .TW(TW), .BAW(BAW), .FAW(MFAW), .BL(BL)) wreader (
+        .clk(clk), .rst(rst), .start(go), .base(cfg_wbase), .beats(cfg_wbeats),
+        .req(w_req), .addr(w_addr), .len(w_len), .gnt(w_gnt),
+        .resp_valid(mem_rvalid && !mem_rtag), .resp_data(mem_rdata),
         .out_valid(wv), .out_ready(w_rdy), .out_data(wword), .err(w_err));
-    mem_reader #(.PB(PB), .TW(TW), .BAW(BAW), .FAW(MFAW)) preader (
-        .clk(clk), .rst(rst), .start(go), .base0(img_base), .beats0(IMGB[BAW-1:0]),
-        .base1(cfg_pbase), .beats1(cfg_pbeats),
-        .req(p_req), .addr(p_addr), .gnt(p_gnt),
-        .resp_valid(mem_rvalid && tag_out), .resp_data(mem_rdata),
-        .out_valid(pv), .out_ready(p_rdy), .out_data(pword), .err(p_err));
+    mem_reader #(.PB(PB), .TW(TW), .BAW(BAW), .FAW(MFAW), .BL(BL)) preader (
+        .clk(clk), .rst(rst), .start(go), .base(cfg_pbase), .beats(cfg_pbeats),
+        .req(p_req), .addr(p_addr), .len(p_len), .gnt(p_gnt),
+        .resp_valid(mem_rvalid && mem_rtag), .resp_data(mem_rdata),
+        .out_valid(mv), .out_ready(m_rdy), .out_data(mword), .err(p_err));
 
     // ---------------------------------------------------------------- op sequence
     // op j: 0 embed, 1 + 3b tm, 2 + 3b lin1, 3 + 3b lin2 of block b, NOPS - 1 head
@@ -293,9 +305,18 @@ module simd_top #(
     wire [RA-1:0] rlen    = rec_len(rec);
     wire          lgate   = lbusy && (lg == {OPW{1'b0}} || lg <= started);
     wire          rec_end = (rlen == {RA{1'b0}}) || (rw == rlen - 1'b1);
+    // the image record comes from the image stream, every other one from the parameter reader
+    wire          img_rec = (rec == R_IMG);
+    wire          pv      = img_rec ? img_valid : mv;
+    wire [W8-1:0] pword   = img_rec ? img_data : mword;
     wire          lpop    = lgate && (rlen != {RA{1'b0}}) && pv;
     wire          ladv    = lgate && ((rlen == {RA{1'b0}}) || lpop) && rec_end;
-    assign p_rdy = lgate && (rlen != {RA{1'b0}});
+    assign m_rdy     = lgate && (rlen != {RA{1'b0}}) && !img_rec;
+    assign img_ready = lgate && (rlen != {RA{1'b0}}) && img_rec;
+    always @(posedge clk) begin
+        if (rst) img_err <= 1'b0;
+        else if (lpop && img_rec && (img_last != rec_end)) img_err <= 1'b1;
+    end
     always @(posedge clk) begin
         if (rst || go) begin
             lg     <= {OPW{1'b0}};

@@ -22,7 +22,14 @@
 // The output leaves in token-row order as it is computed: no output buffer.
 // Each phase takes T * C clocks per image, so the block sustains one image
 // per T * C clocks; an element's latency is its image's fill plus the
-// compute pipeline (1 + dot_tree + 3 + 4 clocks).
+// compute pipeline (2 + dot_tree + 3 + 4 clocks).
+//
+// Memories: A (2C words of T bytes) and R (2TC bytes) are block RAMs
+// (ram_style "block"): A is written one byte lane per clock through the
+// byte-write enables of a simple dual-port block RAM, and both are read
+// synchronously into an output register (the block RAM's own), so the
+// compute reads take two clocks; the weight ROM and aff2 ROM addresses are
+// delayed one clock to match.
 //
 // End of image: in_last marks the last element of an image; the fill counts
 // elements itself and raises err (sticky) when in_last disagrees; out_last
@@ -76,14 +83,14 @@ module token_mixer #(
     localparam integer AAW  = $clog2(2 * C);       // word address of A
     localparam integer ACCW = 16 + TW;             // a dot product of T products
     localparam integer DT   = 1 + (TW + LPS - 1) / LPS;
-    localparam integer LAT  = 1 + DT + 3 + 4;      // issue to FIFO
+    localparam integer LAT  = 2 + DT + 3 + 4;      // issue to FIFO
     localparam integer NEED = $clog2(LAT + 4);
     localparam integer AWF  = (FAW > NEED) ? FAW : NEED;
 
     // Buffers (two images each): A transposed (a word per channel: token t
     // in byte t), R in token-row order (address t * C + c).
-    reg [T*8-1:0]    amem [0:2*C-1];
-    reg signed [7:0] rmem [0:2*TC-1];
+    (* ram_style = "block" *) reg [T*8-1:0]    amem [0:2*C-1];
+    (* ram_style = "block" *) reg signed [7:0] rmem [0:2*TC-1];
     reg [1:0]        full_a;   // image complete in A/R half k
 
     // ================= fill =================
@@ -150,10 +157,19 @@ module token_mixer #(
     wire           flast5 = fside5[0];
     wire [NW-1:0]  r_waddr = fn5 + (fb5 ? TC[NW-1:0] : {NW{1'b0}});
     wire [AAW-1:0] a_waddr = {{(AAW-CW){1'b0}}, fc5} + (fb5 ? C[AAW-1:0] : {AAW{1'b0}});
+    // A: one byte lane per write, through byte-write enables (the block RAM template: a
+    // word-wide port whose enables are one bit per byte)
+    reg [T-1:0] a_be;
+    integer     lane;
+    always @* begin
+        a_be = {T{1'b0}};
+        a_be[ft5] = 1'b1;
+    end
     always @(posedge clk) begin
         if (fv5) begin
             rmem[r_waddr] <= r_val;
-            amem[a_waddr][ft5*8 +: 8] <= a_val;
+            for (lane = 0; lane < T; lane = lane + 1)
+                if (a_be[lane]) amem[a_waddr][lane*8 +: 8] <= a_val;
         end
     end
     wire unused_fill = &{1'b0, fv5_a, unused_aside};
@@ -181,17 +197,27 @@ module token_mixer #(
         end
     end
 
-    // stage 1: column of A, residual, weight row, per-row and per-channel parameters
+    // stages 1-2: column of A and residual (block RAM read, then its output register),
+    // weight row, per-row and per-channel parameters (ROMs read from the addresses of
+    // stage 1)
     wire [AAW-1:0] a_raddr = {{(AAW-CW){1'b0}}, cc} + (cb ? C[AAW-1:0] : {AAW{1'b0}});
     wire [NW-1:0]  r_raddr = cn + (cb ? TC[NW-1:0] : {NW{1'b0}});
-    reg [T*8-1:0]    ca1;
-    reg signed [7:0] cr1;
-    reg              cv1, clast1;
+    reg [T*8-1:0]    ca0, ca1;
+    reg signed [7:0] cr0, cr1;
+    reg              cv0, cv1, clast0, clast1;
+    reg [TW-1:0]     co1;
+    reg [CW-1:0]     cc1;
     always @(posedge clk) begin
-        ca1    <= amem[a_raddr];
-        cr1    <= rmem[r_raddr];
-        clast1 <= clast;
-        cv1    <= rst ? 1'b0 : cissue;
+        ca0    <= amem[a_raddr];
+        cr0    <= rmem[r_raddr];
+        ca1    <= ca0;
+        cr1    <= cr0;
+        co1    <= co;
+        cc1    <= cc;
+        clast0 <= clast;
+        clast1 <= clast0;
+        cv0    <= rst ? 1'b0 : cissue;
+        cv1    <= rst ? 1'b0 : cv0;
     end
     wire [T*8-1:0]    w1;
     wire [7:0]        lb1;
@@ -199,9 +225,9 @@ module token_mixer #(
     wire signed [7:0] a2w1, a2b1;
     wire [4:0]        a2s1;
     linear_rom #(.I(T), .O(T), .LO(1), .NAME({NAME, ".lin"}), .HEXDIR(HEXDIR)) rom_lin (
-        .clk(clk), .addr(co), .w(w1), .b(lb1), .s(ls1));
+        .clk(clk), .addr(co1), .w(w1), .b(lb1), .s(ls1));
     affine_rom #(.C(C), .NAME({NAME, ".aff2"}), .HEXDIR(HEXDIR)) rom_aff2 (
-        .clk(clk), .addr(cc), .w(a2w1), .b(a2b1), .s(a2s1));
+        .clk(clk), .addr(cc1), .w(a2w1), .b(a2b1), .s(a2s1));
 
     // dot product over the T input tokens
     localparam integer CSW = 8 + 5 + 8 + 8 + 5 + 8 + 1;   // lin b, s; aff2 w, b, s; r; image end

@@ -1,8 +1,8 @@
-// Verilator testbench for resmlp_top: streams images back to back through the
-// pipeline, collects the logits and the timing of every image, and checks the
-// stream protocol on the way.
+// Verilator testbench for resmlp_axis (resmlp_top with AXI4-Stream ports): streams
+// images back to back through the pipeline, collects the logits and the timing of
+// every image, and checks the stream protocol on the way.
 //
-//   Vresmlp_top +hexdir=DIR in=X.bin out=Y.bin timing=T.txt images=N
+//   Vresmlp_axis +hexdir=DIR in=X.bin out=Y.bin timing=T.txt images=N
 //               in_per_image=T*P out_per_image=K [in_stall=P] [out_stall=P]
 //               [hold=L] [drop=I] [seed=S] [+verilator+rand+reset+2 +verilator+seed+S]
 //
@@ -12,17 +12,18 @@
 // T.txt         written: one line per image, "first_in last_in last_out" in clock
 //               cycles (first_in: the clock its first code was taken; last_out: the
 //               clock its last logit was taken)
-// in_stall=P    hold in_valid low on each clock with probability P (0 <= P < 1, seeded)
-// out_stall=P   hold out_ready low on each clock with probability P
+// in_stall=P    leave a clock without a code with probability P (0 <= P < 1, seeded); a
+//               code once offered (TVALID) stays offered until TREADY takes it
+// out_stall=P   hold TREADY of the logits low on each clock with probability P
 // hold=L        also hold out_ready low in every second window of L clocks (clocks L..2L-1,
 //               3L..4L-1, ...): long stretches, so that back-pressure reaches the input
 // drop=I        leave out input code number I (0-based) while keeping every image's
 //               end-of-image marker on its last code: a miscounted stream
 // +verilator+rand+reset+2  random power-up values of every register and memory
 //
-// in_last is driven high on the last code of every image. Checked on every clock:
+// TLAST is driven high on the last code of every image. Checked on every clock:
 // the err port must stay 0 (each bit is a stage's end-of-image or FIFO check) and
-// out_last must be high exactly on every out_per_image-th logit.
+// the logits' TLAST must be high exactly on every out_per_image-th logit.
 //
 // Prints "image I CYCLE" as each image's last logit leaves, then one line
 // "cycles=C images=N max_in_refused=R" (R: the longest run of clocks in which a code
@@ -39,7 +40,7 @@
 #include <string>
 #include <vector>
 
-#include "Vresmlp_top.h"
+#include "Vresmlp_axis.h"
 #include "verilated.h"
 
 static const char *arg(int argc, char **argv, const char *key, const char *dflt) {
@@ -93,7 +94,7 @@ int main(int argc, char **argv) {
 
     auto ctx = std::make_unique<VerilatedContext>();
     ctx->commandArgs(argc, argv);  // +hexdir=, +verilator+rand+reset+ reach the model
-    auto top = std::make_unique<Vresmlp_top>(ctx.get());
+    auto top = std::make_unique<Vresmlp_axis>(ctx.get());
 
     std::vector<int8_t> out;
     out.reserve(images * out_per);
@@ -104,34 +105,36 @@ int main(int argc, char **argv) {
 
     top->clk = 0;
     top->rst = 1;
-    top->in_valid = 0;
-    top->in_data = 0;
-    top->in_last = 0;
-    top->out_ready = 0;
+    top->s_axis_tvalid = 0;
+    top->s_axis_tdata = 0;
+    top->s_axis_tlast = 0;
+    top->m_axis_tready = 0;
     for (int i = 0; i < 4; ++i) {
         top->clk = 0; top->eval();
         top->clk = 1; top->eval();
     }
     top->rst = 0;
 
-    bool held = false;
+    bool held = false, offering = false;
     uint64_t refused = 0, max_refused = 0;
     while (out.size() < (size_t)(images * out_per)) {
         if (hold > 0) held = (cycle / hold) % 2 == 1;
-        const bool offer = next < in.size() && (in_stall <= 0 || uni(rng) >= in_stall);
+        // AXI4-Stream: a code once offered stays offered until it is taken
+        const bool offer = next < in.size() && ((in_stall <= 0 || uni(rng) >= in_stall) || offering);
         const bool ready = !held && (out_stall <= 0 || uni(rng) >= out_stall);
         top->clk = 0;
-        top->in_valid = offer;
-        top->in_data = offer ? (uint8_t)in[next] : 0;
-        top->in_last = offer ? last[next] : 0;
-        top->out_ready = ready;
+        top->s_axis_tvalid = offer;
+        top->s_axis_tdata = offer ? (uint8_t)in[next] : 0;
+        top->s_axis_tlast = offer ? last[next] : 0;
+        top->m_axis_tready = ready;
         top->eval();
-        const bool took = offer && top->in_ready;
+        const bool took = offer && top->s_axis_tready;
+        offering = offer && !took;
         if (offer && !took) max_refused = std::max(max_refused, ++refused);
         else if (took) refused = 0;
-        const bool gave = ready && top->out_valid;
-        const int8_t logit = (int8_t)top->out_data;
-        const bool logit_last = top->out_last;
+        const bool gave = ready && top->m_axis_tvalid;
+        const int8_t logit = (int8_t)top->m_axis_tdata;
+        const bool logit_last = top->m_axis_tlast;
         top->clk = 1;
         top->eval();
         ++cycle;
