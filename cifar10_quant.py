@@ -60,7 +60,7 @@ class QuantCLIError(UserError):
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__,
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(p, workers=False)
+    add_data_arguments(p, workers=False, own_data=False)   # own data: float models only
     for title, names in GROUPS:
         add_field_arguments(p.add_argument_group(title), (QATConfig, QATOptions), names)
     return p

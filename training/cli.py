@@ -32,16 +32,42 @@ def act_type(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def dataset_type(value: str) -> str:
+    """A built-in data set's name, or ``folder:PATH`` / ``npz:FILE`` (the path made
+    absolute; whether it holds usable data is checked when it is loaded)."""
+    from data import own
+    if value in DATASETS:
+        return value
+    try:
+        parsed = own.parse(value)
+    except errors.UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"unknown dataset {value!r}; use one of "
+                                         f"{', '.join(DATASETS)}, folder:PATH or npz:FILE")
+    return f"{parsed[0]}:{parsed[1]}"
+
+
 def act_metavar() -> str:
     return metavar()
 
 
-def add_data_arguments(p: argparse.ArgumentParser, *, workers: bool = True):
-    """The ``data`` group: data set, its folder and download, batch sizes, loader workers
-    (``workers``), the synthetic set's size and the per-epoch batch limit."""
+def add_data_arguments(p: argparse.ArgumentParser, *, workers: bool = True,
+                       own_data: bool = True):
+    """The ``data`` group: data set (a user's own images too when ``own_data``), its folder
+    and download, batch sizes, loader workers (``workers``), the synthetic set's size and the
+    per-epoch batch limit."""
     d = p.add_argument_group("data")
-    d.add_argument("--dataset", choices=DATASETS, default="cifar10",
-                   help="data set (default cifar10; svhn uses the smaller ResMLP: embed 64, 2 blocks)")
+    if own_data:
+        d.add_argument("--dataset", type=dataset_type, default="cifar10",
+                       metavar="{" + ",".join(DATASETS) + ",folder:PATH,npz:FILE}",
+                       help="data set (default cifar10; svhn uses the smaller ResMLP: embed 64, "
+                            "2 blocks); folder:PATH or npz:FILE: your own images "
+                            "(docs/OWN_DATA.md)")
+    else:
+        d.add_argument("--dataset", choices=DATASETS, default="cifar10",
+                       help="data set (default cifar10; svhn uses the smaller ResMLP: embed 64, "
+                            "2 blocks)")
     d.add_argument("--dataset-dir", default="~/icml_data",
                    help="folder of the data set (default ~/icml_data; fashion-mnist falls back "
                         "to /usr/share/datasets/fashion-mnist)")
