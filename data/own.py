@@ -190,20 +190,27 @@ def npz_datasets(path: str, source: str, augment: bool = True):
     if not os.path.isfile(path):
         raise _error(f"npz file not found: {path}; pass --dataset npz:FILE with a file written "
                      "by numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)")
+    save_hint = "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)"
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("a single array, not an archive")
-            missing = [k for k in NPZ_KEYS if k not in z.files]
-            if missing:
-                raise _error(f"{path} lacks {', '.join(missing)} (it holds "
-                             f"{', '.join(z.files) or 'no arrays'}); save it with "
-                             "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)")
-            arrays = {k: z[k] for k in NPZ_KEYS}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise _error(f"{path} is not a readable .npz archive ({first}); write it with "
-                     "numpy.savez(FILE, x_train=..., y_train=..., x_test=..., y_test=...)") from None
+                     f"{save_hint}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise _error(f"{path} is not a readable .npz archive (it holds one array, as "
+                     f"numpy.save writes); write it with {save_hint}")
+    with z:
+        missing = [k for k in NPZ_KEYS if k not in z.files]
+        if missing:
+            raise _error(f"{path} lacks {', '.join(missing)} (it holds "
+                         f"{', '.join(z.files) or 'no arrays'}); save it with {save_hint}")
+        try:
+            arrays = {k: z[k] for k in NPZ_KEYS}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise _error(f"{path} is not a readable .npz archive ({first}); write it with "
+                         f"{save_hint}") from None
     x_train = _npz_images(arrays["x_train"], "x_train", path)
     x_test = _npz_images(arrays["x_test"], "x_test", path)
     if x_train.shape[1:] != x_test.shape[1:]:
