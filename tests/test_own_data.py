@@ -315,6 +315,9 @@ def npz_case(tmp_path, name):
     if name == "one-hot":
         write_npz(p, y_train=np.eye(4, dtype=np.int64)[np.arange(24) % 4])
         return p, ["one integer label per image", "not one-hot"]
+    if name == "constant":
+        write_npz(p, x_train=np.full((24, 28, 28), 5, np.uint8))
+        return p, ["channel 0 of every training image", "same value", "cannot be normalised"]
     if name == "empty-test":
         write_npz(p, x_test=np.zeros((0, 28, 28), np.uint8), y_test=np.zeros(0, np.int64))
         return p, ["x_test holds no images"]
@@ -323,7 +326,7 @@ def npz_case(tmp_path, name):
 
 NPZ_CASES = ["missing", "unreadable", "single-array", "keys", "lengths", "float", "nchw",
              "not-square", "split-shapes", "size", "labels-gap", "test-label", "one-hot",
-             "empty-test"]
+             "constant", "empty-test"]
 
 
 @pytest.mark.parametrize("case", NPZ_CASES)
@@ -383,3 +386,39 @@ def test_builtin_names_unchanged():
     assert own.checkpoint_entries(dict(name="synthetic")) == {}
     cfg, _ = cifar10_main.parse(["--dataset", "npz:~/x.npz"])
     assert cfg.dataset == "npz:" + os.path.expanduser("~/x.npz")
+
+
+# --- docs/OWN_DATA.md: its command blocks run as written, in order ---------------------------
+
+SMOKE = {"--epochs 10": "--epochs 1 --limit-train-batches 2",
+         "--kd-epochs 10": "--kd-epochs 1 --limit-train-batches 2",
+         "--kt-epochs 2": "--kt-epochs 1"}
+
+
+def test_own_data_doc_commands_chain(tmp_path):
+    """Every ```bash block of docs/OWN_DATA.md, in order, in an empty folder beside
+    ``cifar10_main.py`` (a link to it), at smoke scale (the epoch counts above): each exits 0,
+    and the evaluations print the accuracies the training runs ended with, as the page says."""
+    import re
+    text = open(os.path.join(ROOT, "docs", "OWN_DATA.md")).read()
+    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    assert len(blocks) == 6, len(blocks)
+    os.symlink(os.path.join(ROOT, "cifar10_main.py"), tmp_path / "cifar10_main.py")
+    env = dict(os.environ, PYTHONPATH=ROOT,
+               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    outs = []
+    for block in blocks:
+        for old, new in SMOKE.items():
+            block = block.replace(old, new)
+        assert "python" in block
+        proc = subprocess.run(["bash", "-e", "-c", block], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"{block}\n{proc.stdout}\n{proc.stderr}"
+        outs.append(proc.stdout)
+    done = [event([json.loads(x) for x in o.splitlines() if x.startswith("{")], "done")["accuracy"]
+            for o in (outs[1], outs[2])]
+    tests = [json.loads(x)["accuracy"] for x in outs[3].splitlines()
+             if x.startswith("{") and json.loads(x)["event"] == "test"]
+    assert tests == done
+    assert "'img_size': 32" in outs[5] and "'classes': ['circle', 'square', 'triangle']" in outs[5]
+    assert (tmp_path / "runs" / "own" / "teacher28.bin").is_file()
