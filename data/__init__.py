@@ -1,4 +1,5 @@
-"""Datasets for the ResMLP experiments: CIFAR-10, SVHN, Fashion-MNIST, synthetic.
+"""Datasets for the ResMLP experiments: CIFAR-10, SVHN, Fashion-MNIST, synthetic, and a
+user's own images (``folder:PATH``, ``npz:FILE``: :mod:`data.own`).
 
 Every loader returns ``(train_set, test_set, info)`` where ``info`` holds ``name``,
 ``in_channels``, ``num_classes`` and ``resmlp_shape`` (the ``embed_dim`` and ``depth`` of the
@@ -46,7 +47,11 @@ class DatasetError(UserError, RuntimeError):
 
 
 def resmlp_shape(name: str) -> dict:
-    """``dict(embed_dim=..., depth=...)`` of the paper's ResMLP for data set ``name``."""
+    """``dict(embed_dim=..., depth=...)`` of the paper's ResMLP for data set ``name`` (a
+    user's own data, ``folder:PATH`` or ``npz:FILE``, gets CIFAR-10's)."""
+    from . import own
+    if own.is_own(name):
+        return dict(RESMLP_SHAPES["cifar10"])
     if name not in RESMLP_SHAPES:
         raise DatasetError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)}")
     return dict(RESMLP_SHAPES[name])
@@ -312,7 +317,11 @@ def get_datasets(name: str, dataset_dir: str | None = None, download: bool = Fal
     ``dataset_dir`` (default ``~/icml_data``; Fashion-MNIST falls back to the Debian
     package's folder) is where CIFAR-10 (``cifar-10-batches-py/``) and SVHN
     (``train_32x32.mat``, ``test_32x32.mat``) are read from; ``download`` fetches them there.
+    ``folder:PATH`` and ``npz:FILE`` are a user's own images (:mod:`data.own`).
     """
+    from . import own
+    if own.is_own(name):
+        return own.get_datasets(name, augment=augment)
     if name == "cifar10":
         return cifar10(dataset_dir or DEFAULT_DATASET_DIR, download=download, augment=augment)
     if name == "svhn":

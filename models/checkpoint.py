@@ -264,17 +264,25 @@ def check_compatible(model, info, role: str = "student") -> None:
 
 # --- the layout boundary -----------------------------------------------------------------------
 
+# Entries a checkpoint may carry beside the model's tensors, dropped when it is loaded into a
+# model: the description of a user's own training data (``data.own.CHECKPOINT_KEY``).
+EXTRA_KEYS = ("own_data_info",)
+
+
 def checkpoint_filter_fn(state_dict, model) -> "OrderedDict[str, torch.Tensor]":
     """Map an authors'-layout state dict (or a native one) to ``model``'s native keys.
 
     The one remapping function of the load boundary, driven by the activations' layouts
     (``models.registry``): B-spline ``_coefficients_vect`` (F*K,) becomes ``coefficients``
     (F, K); LERP-PSA's derived ``grid`` and ``grid_ifeat_offset`` are checked against the
-    grid the model computes (size and range) and dropped.
+    grid the model computes (size and range) and dropped. The :data:`EXTRA_KEYS` entries
+    (not model tensors) are dropped.
     """
     modules = dict(model.named_modules())
     out = OrderedDict()
     for key, value in state_dict.items():
+        if key in EXTRA_KEYS:
+            continue
         for layout in layouts():
             entries = layout.load(key, value, modules)
             if entries is not None:
@@ -335,9 +343,16 @@ def atomic_torch_save(obj, path) -> None:
     write_atomic(path, lambda f: torch.save(obj, f), binary=True)
 
 
-def save_checkpoint(model, path) -> None:
-    """Save ``model`` in the authors' layout, atomically."""
-    atomic_torch_save(export_authors_state_dict(model), path)
+def save_checkpoint(model, path, extra=None) -> None:
+    """Save ``model`` in the authors' layout, atomically, with the :data:`EXTRA_KEYS` entries
+    of ``extra`` (a dict of tensors) after the model's."""
+    sd = export_authors_state_dict(model)
+    for key, value in (extra or {}).items():
+        if key not in EXTRA_KEYS or not torch.is_tensor(value):
+            raise ValueError(f"save_checkpoint: extra entry {key!r} is not one of {EXTRA_KEYS} "
+                             "or not a tensor")
+        sd[key] = value
+    atomic_torch_save(sd, path)
 
 
 # --- build from the file alone ------------------------------------------------------------------

@@ -32,6 +32,22 @@ def act_type(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def dataset_type(value: str) -> str:
+    """A built-in data set's name, or ``folder:PATH`` / ``npz:FILE`` (the path made
+    absolute; whether it holds usable data is checked when it is loaded)."""
+    from data import own
+    if value in DATASETS:
+        return value
+    try:
+        parsed = own.parse(value)
+    except errors.UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if parsed is None:
+        raise argparse.ArgumentTypeError(f"unknown dataset {value!r}; use one of "
+                                         f"{', '.join(DATASETS)}, folder:PATH or npz:FILE")
+    return f"{parsed[0]}:{parsed[1]}"
+
+
 def act_metavar() -> str:
     return metavar()
 

@@ -23,7 +23,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
-from .cli import DATASETS, act_metavar, act_type, flag, impl_type, kt_modes, positive_float
+from .cli import (DATASETS, act_metavar, act_type, dataset_type, flag, impl_type, kt_modes,
+                  positive_float)
 
 
 def resmlp_shape(dataset: str) -> Dict[str, int]:
@@ -106,6 +107,11 @@ class BaseConfig:
 @dataclass
 class RunConfig(BaseConfig):
     """Everything that changes the result of a float training run (checked by ``--resume``)."""
+    # float training also takes a user's own images (the INT8 path: the built-in sets only)
+    dataset: str = field(default="cifar10", metadata=flag(
+        "data set (%(default)s; svhn uses the smaller ResMLP: embed 64, 2 blocks); folder:PATH "
+        "or npz:FILE: your own images (docs/OWN_DATA.md)", type=dataset_type,
+        metavar="{" + ",".join(DATASETS) + ",folder:PATH,npz:FILE}"))
     # knowledge transfer
     do_kt: bool = field(default=False, metadata=flag(
         "block-wise knowledge transfer; without --do-kd, plain training follows with the "

@@ -14,6 +14,7 @@ import torch
 
 import kernels
 import models
+from data import own as own_data
 from errors import UserError, require_files
 
 from . import distributed
@@ -67,6 +68,7 @@ def load_model(path: str, role: str, cfg: RunConfig, opts: RunOptions, info
         return value if flag in explicit else None
 
     shape = resmlp_shape(cfg.dataset)
+    own_data.check_checkpoint_file(path, info)
     model = models.build_from_checkpoint(
         path, act=given(f"{role}_nl_act", getattr(cfg, f"{role}_nl_act")),
         hidden_factor=given(f"{role}_hidden_factor", getattr(cfg, f"{role}_hidden_factor")),
@@ -76,7 +78,8 @@ def load_model(path: str, role: str, cfg: RunConfig, opts: RunOptions, info
         expansion=given("psa_expansion", cfg.psa_expansion),
         grid_size=given("grid_size", cfg.grid_size), grid_range=given("grid_range", cfg.grid_range),
         spline_size=given("spline_size", cfg.spline_size),
-        spline_range=given("spline_range", cfg.spline_range), role=role, impl=opts.impl)
+        spline_range=given("spline_range", cfg.spline_range), role=role, impl=opts.impl,
+        img_size=info.get("img_size", 32))
     if isinstance(model, models.ResNet20):
         return model, dict(resnet=True)
     return model, dict(resnet=False, act=model.act, hidden_factor=model.hidden_factor)
@@ -223,7 +226,7 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
                 KT_LOOPS[cfg.kt_mode](student, teacher, train, loop, epochs=cfg.kt_epochs,
                                       lr=cfg.kt_lr, wd=cfg.kt_wd, **common)
                 if opts.kt_save and dist.main:
-                    models.save_checkpoint(student, opts.kt_save)
+                    models.save_checkpoint(student, opts.kt_save, own_data.checkpoint_entries(info))
                     log.line(f"saved the student after KT to {opts.kt_save}")
                 session.save(Phase.KT_DONE, force=True)
         if cfg.do_kd:
@@ -249,7 +252,7 @@ def _run(cfg: RunConfig, opts: RunOptions, dist, device) -> Optional[float]:
         acc = evaluate(student, test, device, show_progress=show, distributed=dist.enabled)
         log.line(f"[final] Accuracy: {acc:.2f}")
     if opts.save and dist.main:
-        models.save_checkpoint(student, opts.save)
+        models.save_checkpoint(student, opts.save, own_data.checkpoint_entries(info))
         log.line(f"saved {opts.save}")
     log.json(event="done", accuracy=round(acc, 2), save=opts.save,
              seconds=round(time.monotonic() - started, 1))

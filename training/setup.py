@@ -109,7 +109,7 @@ def build_model(*, resnet: bool, act: str, hidden_factor: float, info, dataset: 
                                            spline_range=spline_range, impl=impl)
     return models.build_resmlp(act, hidden_factor, in_channels=info["in_channels"],
                                num_classes=info["num_classes"], **settings,
-                               **resmlp_shape(dataset))
+                               img_size=info.get("img_size", 32), **resmlp_shape(dataset))
 
 
 class Logger:
