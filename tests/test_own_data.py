@@ -20,6 +20,7 @@ from PIL import Image
 import cifar10_main
 import data
 import models
+from tests.doc_blocks import bash_blocks, command_env
 from data import own
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -399,13 +400,11 @@ def test_own_data_doc_commands_chain(tmp_path):
     """Every ```bash block of docs/OWN_DATA.md, in order, in an empty folder beside
     ``cifar10_main.py`` (a link to it), at smoke scale (the epoch counts above): each exits 0,
     and the evaluations print the accuracies the training runs ended with, as the page says."""
-    import re
     text = open(os.path.join(ROOT, "docs", "OWN_DATA.md")).read()
-    blocks = re.findall(r"```bash\n(.*?)```", text, re.S)
+    blocks = bash_blocks(text)
     assert len(blocks) == 6, len(blocks)
     os.symlink(os.path.join(ROOT, "cifar10_main.py"), tmp_path / "cifar10_main.py")
-    env = dict(os.environ, PYTHONPATH=ROOT,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    env = command_env()
     outs = []
     for block in blocks:
         for old, new in SMOKE.items():

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 
+from tests.doc_blocks import bash_blocks, command_env, python_blocks
 from tests.oracles import need_program
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,13 +40,13 @@ def commands(text):
     """The commands of the ```bash blocks of ``text`` in order (continuations joined, comments
     and blank lines dropped), and the ```python blocks."""
     cmds = []
-    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+    for block in bash_blocks(text):
         block = re.sub(r"\\\n\s*", "", block)
         for line in block.splitlines():
             line = re.sub(r"\s+#.*$", "", line).strip()
             if line and not line.startswith("#"):
                 cmds.append(line)
-    return cmds, re.findall(r"```python\n(.*?)```", text, re.S)
+    return cmds, python_blocks(text)
 
 
 def skipped(cmd):
@@ -63,9 +64,7 @@ def scratch(tmp_path):
     for name in os.listdir(ROOT):
         if name not in ("runs", ".git"):
             os.symlink(os.path.join(ROOT, name), tmp_path / name)
-    env = dict(os.environ, PYTHONPATH=ROOT,
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    return env
+    return command_env()
 
 
 def test_the_readme_commands_are_all_accounted_for():
